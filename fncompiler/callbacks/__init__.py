@@ -1,0 +1,8 @@
+"""Callbacks with the Keras hooks and names."""
+from .callback import Callback, CallbackList
+from .history import History
+from .monitors import EarlyStopping, ReduceLROnPlateau, TerminateOnNaN
+from .schedulers import CSVLogger, LearningRateScheduler
+
+__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN",
+           "CSVLogger", "LearningRateScheduler"]

@@ -1,0 +1,209 @@
+"""The IR: a networkx.MultiDiGraph with one node per layer call.
+
+Node attributes
+    kind         "input" (a model input) or "layer" (one call of a layer)
+    layer        the Layer object whose `call` computes the node
+    op           the layer's class name
+    config       the layer's get_config() when the IR was built
+    arguments    (args, kwargs) of the call with `Slot(i)` where the i-th input tensor goes
+    output_specs list of TensorSpec(shape, dtype), one per output
+    order        creation order (a topological order of the original graph)
+    meta         dict namespaced by pass name: what analyses found (e.g. meta["shape_inference"])
+Edge attributes (u -> v, one edge per input of v)
+    src_index    which output of u
+    dst_index    which input position of v
+Graph attributes
+    name, inputs (node ids in model input order), outputs ([(node id, output index)] in model output order),
+    output_tree (the outputs' pytree structure)
+"""
+import collections
+
+import jax
+import networkx as nx
+
+TensorSpec = collections.namedtuple("TensorSpec", ["shape", "dtype"])
+
+
+class IRError(ValueError):
+    """The IR is malformed (raised by `verify`)."""
+
+
+def _spec(t):
+    return TensorSpec(tuple(t.shape), t.dtype)
+
+
+def build(model):
+    """Build the IR of a functional model (or of any model: a non-functional one becomes one node)."""
+    from .models.functional import Functional
+    inner = getattr(model, "_functional", None)
+    if inner is not None:
+        model = inner
+    if not isinstance(model, Functional):
+        return _build_opaque(model)
+    g = nx.MultiDiGraph(name=model.name)
+    ids = {}
+    counts = collections.Counter(node.layer.name for node in model._nodes)
+    seen = collections.Counter()
+    order = 0
+    input_ids = []
+    for i, t in enumerate(model.inputs):
+        if t.node.is_input:
+            nid = t.node.layer.name
+            ids[t.node.id] = nid
+        else:
+            nid = f"input_{i}"
+        ids[("tensor", id(t))] = nid
+        g.add_node(nid, kind="input", layer=t.node.layer if t.node.is_input else None,
+                   op="InputLayer", config=t.node.layer.get_config() if t.node.is_input else {},
+                   arguments=((), {}), output_specs=[_spec(t)], order=order, meta={})
+        order += 1
+        input_ids.append(nid)
+    for node in model._nodes:
+        if node.is_input:
+            if node.id not in ids:
+                raise IRError(f"Input layer {node.layer.name!r} is part of the graph but not a model input.")
+            continue
+        name = node.layer.name
+        nid = name if counts[name] == 1 else f"{name}:{seen[name]}"
+        seen[name] += 1
+        ids[node.id] = nid
+        g.add_node(nid, kind="layer", layer=node.layer, op=type(node.layer).__name__,
+                   config=_safe_config(node.layer), arguments=node.arguments,
+                   output_specs=[_spec(t) for t in node.output_tensors], order=order, meta={})
+        order += 1
+        for pos, t in enumerate(node.input_tensors):
+            src = ids.get(("tensor", id(t)))
+            if src is None:
+                src, src_index = ids[t.node.id], t.index
+            else:
+                src_index = 0
+            g.add_edge(src, nid, src_index=src_index, dst_index=pos)
+    g.graph["inputs"] = input_ids
+    outs = []
+    for t in model.outputs:
+        if ("tensor", id(t)) in ids:
+            outs.append((ids[("tensor", id(t))], 0))
+        else:
+            outs.append((ids[t.node.id], t.index))
+    g.graph["outputs"] = outs
+    g.graph["output_tree"] = jax.tree_util.tree_structure(model._outputs_struct)
+    g.graph["order"] = topo_order(g)
+    return g
+
+
+def _safe_config(layer):
+    try:
+        return layer.get_config()
+    except Exception as exc:  # a custom layer without get_config must not stop compilation
+        return {"error": f"get_config failed: {exc}"}
+
+
+def _build_opaque(model):
+    """A subclassed model (or layer) is one node: its `call` is traced as a whole by JAX."""
+    specs = getattr(model, "_traced_input_specs", None)
+    if specs is None:
+        raise IRError(f"Model {model.name!r} is subclassed and has not been called yet, so its input shapes are "
+                      "unknown. Call it once on data (model(x)) or build it before compiling.")
+    g = nx.MultiDiGraph(name=model.name)
+    inputs = []
+    for i, spec in enumerate(specs):
+        nid = f"input_{i}"
+        g.add_node(nid, kind="input", layer=None, op="InputLayer", config={}, arguments=((), {}),
+                   output_specs=[TensorSpec((None,) + tuple(spec.shape[1:]), spec.dtype)], order=i, meta={})
+        inputs.append(nid)
+    from .symbolic import Slot
+    arg = Slot(0) if len(specs) == 1 else [Slot(i) for i in range(len(specs))]
+    out_specs = getattr(model, "_traced_output_specs", [])
+    g.add_node(model.name, kind="layer", layer=model, op=type(model).__name__, config={},
+               arguments=((arg,), {}), output_specs=list(out_specs), order=len(specs), meta={})
+    for i, nid in enumerate(inputs):
+        g.add_edge(nid, model.name, src_index=0, dst_index=i)
+    g.graph["inputs"] = inputs
+    g.graph["outputs"] = [(model.name, i) for i in range(max(1, len(out_specs)))]
+    g.graph["output_tree"] = getattr(model, "_traced_output_tree", None) or jax.tree_util.tree_structure(0)
+    g.graph["order"] = topo_order(g)
+    return g
+
+
+def topo_order(g):
+    """Node ids in a deterministic topological order (ties broken by creation order)."""
+    return list(nx.lexicographical_topological_sort(g, key=lambda n: g.nodes[n]["order"]))
+
+
+def input_edges(g, nid):
+    """[(src, src_index)] feeding node `nid`, in input-position order."""
+    edges = sorted(g.in_edges(nid, data=True), key=lambda e: e[2]["dst_index"])
+    return [(src, d["src_index"]) for src, _, d in edges]
+
+
+def verify(g):
+    """Check the IR's invariants; raise IRError naming the node and what is wrong."""
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = nx.find_cycle(g)
+        raise IRError(f"IR {g.name!r} has a cycle: {cycle}.")
+    for key in ("inputs", "outputs"):
+        if key not in g.graph:
+            raise IRError(f"IR {g.name!r} lacks graph attribute {key!r}.")
+    for nid in g.graph["inputs"]:
+        if nid not in g or g.nodes[nid]["kind"] != "input":
+            raise IRError(f"IR {g.name!r}: model input {nid!r} is not an input node.")
+    for nid, idx in g.graph["outputs"]:
+        if nid not in g:
+            raise IRError(f"IR {g.name!r}: model output refers to missing node {nid!r}.")
+        if idx >= len(g.nodes[nid]["output_specs"]):
+            raise IRError(f"IR {g.name!r}: model output {nid!r}[{idx}] is out of range.")
+    for nid, data in g.nodes(data=True):
+        for attr in ("kind", "op", "arguments", "output_specs", "order", "meta"):
+            if attr not in data:
+                raise IRError(f"IR node {nid!r} lacks attribute {attr!r}.")
+        if data["kind"] == "input":
+            if g.in_degree(nid):
+                raise IRError(f"IR input node {nid!r} has incoming edges.")
+            continue
+        if data.get("layer") is None:
+            raise IRError(f"IR node {nid!r} has no layer.")
+        positions = sorted(d["dst_index"] for _, _, d in g.in_edges(nid, data=True))
+        if positions != list(range(len(positions))):
+            raise IRError(f"IR node {nid!r}: input positions {positions} are not 0..{len(positions) - 1}.")
+        for src, _, d in g.in_edges(nid, data=True):
+            if d["src_index"] >= len(g.nodes[src]["output_specs"]):
+                raise IRError(f"IR edge {src!r} -> {nid!r} reads output {d['src_index']} of {src!r}, which has "
+                              f"{len(g.nodes[src]['output_specs'])} outputs.")
+    return True
+
+
+def _fmt_spec(s):
+    shape = "(" + ", ".join("None" if d is None else str(d) for d in s.shape) + ("," if len(s.shape) == 1 else "") + ")"
+    return f"{s.dtype}{shape}"
+
+
+def dump(g):
+    """The IR as text, one line per node in topological order."""
+    lines = [f"graph {g.name} ("
+             + ", ".join(f"%{n}: {_fmt_spec(g.nodes[n]['output_specs'][0])}" for n in g.graph['inputs']) + ") {"]
+    for nid in topo_order(g):
+        data = g.nodes[nid]
+        if data["kind"] == "input":
+            continue
+        args = ", ".join(f"%{src}" + (f"[{i}]" if len(g.nodes[src]["output_specs"]) > 1 else "")
+                         for src, i in input_edges(g, nid))
+        outs = ", ".join(_fmt_spec(s) for s in data["output_specs"])
+        lines.append(f"  %{nid} = {data['op']}({args}) -> {outs}")
+    rets = ", ".join(f"%{n}" + (f"[{i}]" if len(g.nodes[n]["output_specs"]) > 1 else "") for n, i in g.graph["outputs"])
+    lines.append(f"  return {rets}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def copy(g):
+    """A copy whose node/edge attribute dicts (and meta) can be changed without touching `g`."""
+    h = g.copy()
+    for _, data in h.nodes(data=True):
+        data["meta"] = dict(data["meta"])
+        data["output_specs"] = list(data["output_specs"])
+    h.graph = dict(g.graph)
+    return h
+
+
+def count_ops(g):
+    return collections.Counter(d["op"] for _, d in g.nodes(data=True) if d["kind"] == "layer")

@@ -1,0 +1,174 @@
+"""`Model`: a layer with a training API. `Model(inputs, outputs)` builds a `Functional` model; subclasses
+that define `call` are traced into the IR as one node."""
+import numpy as np
+
+from ..layers.layer import Layer
+
+
+class Model(Layer):
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+            return object.__new__(Functional)
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        from .functional import Functional
+        if (args or "inputs" in kwargs) and not isinstance(self, Functional):
+            # A subclass that calls super().__init__(inputs, outputs): give it the Functional behaviour.
+            cls = type(self)
+            self.__class__ = type(cls.__name__, (cls, Functional), {"__module__": cls.__module__})
+            Functional.__init__(self, *args, **kwargs)
+            return
+        if args:
+            raise TypeError(f"Model.__init__ received unexpected positional arguments {args}.")
+        for key in ("inputs", "outputs"):
+            kwargs.pop(key, None)
+        super().__init__(**kwargs)
+        self._compile_config = None
+        self._trainer = None
+        self.stop_training = False
+        self.history = None
+
+    # -- structure ---------------------------------------------------------------------------------
+    @property
+    def layers(self):
+        return [l for l in self._layers]
+
+    def get_layer(self, name=None, index=None):
+        if index is not None and name is not None:
+            raise ValueError("get_layer: give either `name` or `index`, not both.")
+        if index is not None:
+            if not 0 <= index < len(self.layers):
+                raise ValueError(f"get_layer: index {index} is out of range: model {self.name!r} has "
+                                 f"{len(self.layers)} layers.")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name!r} in model {self.name!r}. Existing layers are: "
+                         f"{[l.name for l in self.layers]}.")
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
+                layer_range=None):
+        from ..utils import summary as summary_utils
+        summary_utils.print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                                    expand_nested=expand_nested, show_trainable=show_trainable,
+                                    layer_range=layer_range)
+
+    # -- training API (implemented by fncompiler.runtime.trainer) -----------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        from ..runtime import trainer
+        self._compile_config = trainer.CompileConfig.create(
+            self, optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
+            weighted_metrics=weighted_metrics, run_eagerly=run_eagerly, steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile)
+        self._trainer = None
+
+    @property
+    def compiled(self):
+        return self._compile_config is not None
+
+    @property
+    def optimizer(self):
+        return None if self._compile_config is None else self._compile_config.optimizer
+
+    def _get_trainer(self):
+        from ..runtime import trainer
+        if self._trainer is None:
+            self._trainer = trainer.Trainer(self, self._compile_config)
+        return self._trainer
+
+    def _require_compiled(self, what):
+        if self._compile_config is None:
+            raise RuntimeError(f"You must call compile() on model {self.name!r} before {what}(); e.g. "
+                               "model.compile(optimizer='adam', loss='mse').")
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        self._require_compiled("fit")
+        return self._get_trainer().fit(
+            x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+            validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        self._require_compiled("evaluate")
+        return self._get_trainer().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                            steps=steps, callbacks=callbacks, return_dict=return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        from ..runtime import trainer
+        t = self._trainer if self._trainer is not None else trainer.Trainer(self, self._compile_config)
+        if self._compile_config is not None:
+            self._trainer = t
+        else:
+            self._predict_trainer = getattr(self, "_predict_trainer", None) or t
+            t = self._predict_trainer
+        return t.predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        self._require_compiled("train_on_batch")
+        return self._get_trainer().train_on_batch(x, y, sample_weight=sample_weight, return_dict=return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled("test_on_batch")
+        return self._get_trainer().test_on_batch(x, y, sample_weight=sample_weight, return_dict=return_dict)
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=None, verbose=0)
+
+    def get_compile_config(self):
+        return None if self._compile_config is None else self._compile_config.get_config()
+
+    def compile_from_config(self, config):
+        from ..runtime import trainer
+        self.compile(**trainer.CompileConfig.kwargs_from_config(config))
+
+    # -- saving ------------------------------------------------------------------------------------
+    def save(self, filepath, overwrite=True, **kwargs):
+        from ..saving import saving_api
+        saving_api.save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True):
+        from ..saving import saving_api
+        saving_api.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        from ..saving import saving_api
+        saving_api.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def to_json(self, **kwargs):
+        import json
+        from ..saving import serialization
+        return json.dumps(serialization.serialize_object(self), **kwargs)
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+    def _sync_from_trainer(self):
+        if self._trainer is not None:
+            self._trainer.sync_to_model()
+
+    def get_weights(self):
+        self._sync_from_trainer()
+        return super().get_weights()
+
+    def set_weights(self, weights):
+        self._sync_from_trainer()
+        super().set_weights(weights)
+        if self._trainer is not None:
+            self._trainer.invalidate_state()
+
+    def count_params(self):
+        return int(sum(np.prod(w.shape, dtype=np.int64) for w in self.weights))

@@ -1,0 +1,108 @@
+"""Objects <-> JSON-able configs, resolving class names only through fncompiler's registry.
+
+No module path or callable named by a file is ever imported or called: a config's "module" field is
+informational. Classes come from fncompiler's own layers and models, the caller's `custom_objects`, and
+classes registered with `register_serializable`.
+"""
+from .errors import UnsafeConfigError
+from . import object_registration
+
+
+def builtin_classes():
+    from .. import layers
+    from ..models import Functional, Sequential, Model
+    classes = dict(layers._public_layer_classes())
+    classes.update({"Functional": Functional, "Sequential": Sequential, "Model": Functional})
+    return classes
+
+
+def serialize_object(obj):
+    """{"module", "class_name", "config", "registered_name"} for a layer or model."""
+    cls = type(obj)
+    from ..models.functional import Functional
+    class_name = "Functional" if isinstance(obj, Functional) and cls.__name__ != "Sequential" and \
+        cls.__name__ in ("Functional", "Model") else cls.__name__
+    registered = object_registration.get_registered_name(obj)
+    builtin = builtin_classes().get(class_name) is cls or class_name == "Functional"
+    try:
+        config = obj.get_config()
+    except NotImplementedError as exc:
+        raise NotImplementedError(f"{cls.__name__} cannot be serialized: implement get_config().") from exc
+    out = {"module": "fncompiler.layers" if builtin else cls.__module__, "class_name": class_name,
+           "config": config, "registered_name": None if builtin else registered}
+    build = obj.get_build_config() if hasattr(obj, "get_build_config") else None
+    if build is not None and not builtin:
+        out["build_config"] = build
+    return out
+
+
+def resolve_class(class_name, registered_name=None, custom_objects=None):
+    for name in (registered_name, class_name):
+        if not name:
+            continue
+        obj = object_registration.get_registered_object(name, custom_objects)
+        if obj is not None:
+            return obj
+    cls = builtin_classes().get(class_name)
+    if cls is not None:
+        return cls
+    raise UnsafeConfigError(
+        f"Unknown class {class_name!r} in the model config. fncompiler resolves class names only among its own "
+        f"layers and models, classes registered with @fncompiler.saving.register_serializable, and the "
+        f"custom_objects you pass: load_model(path, custom_objects={{{class_name!r}: {class_name}}}). Nothing is "
+        "imported by name from a file.")
+
+
+def deserialize_object(config, custom_objects=None, safe_mode=True):
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise UnsafeConfigError(f"Expected a layer config with 'class_name' and 'config'; received "
+                                f"{type(config).__name__}.")
+    class_name = config["class_name"]
+    if not isinstance(class_name, str):
+        raise UnsafeConfigError(f"'class_name' must be a string; received {type(class_name).__name__}.")
+    inner = config.get("config", {})
+    if not isinstance(inner, dict):
+        raise UnsafeConfigError(f"The config of {class_name!r} must be a dict; received {type(inner).__name__}.")
+    cls = resolve_class(class_name, config.get("registered_name"), custom_objects)
+    from ..layers.core import Lambda
+    from ..models.model import Model
+    if isinstance(cls, type) and issubclass(cls, Lambda):
+        return cls.from_config(inner, safe_mode=safe_mode, custom_objects=custom_objects)
+    if isinstance(cls, type) and issubclass(cls, Model):
+        obj = cls.from_config(inner, custom_objects=custom_objects)
+    else:
+        try:
+            obj = cls.from_config(inner)
+        except TypeError as exc:
+            raise ValueError(f"Could not rebuild {class_name!r} from its config: {exc}. If this is a custom class, "
+                             "make sure get_config() returns every argument __init__ needs.") from exc
+    build = config.get("build_config")
+    if build and hasattr(obj, "build") and not getattr(obj, "built", True):
+        shape = build.get("input_shape")
+        if isinstance(shape, list) and shape and isinstance(shape[0], list):
+            shape = [tuple(s) for s in shape]
+        elif isinstance(shape, list):
+            shape = tuple(shape)
+        obj.build(shape)
+        obj.built = True
+    return obj
+
+
+def serialize_compile_arg(value, serialize_leaf):
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {k: serialize_compile_arg(v, serialize_leaf) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [serialize_compile_arg(v, serialize_leaf) for v in value]
+    return serialize_leaf(value)
+
+
+def deserialize_compile_arg(value, get_leaf):
+    if value is None:
+        return None
+    if isinstance(value, dict) and "class_name" not in value:
+        return {k: deserialize_compile_arg(v, get_leaf) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deserialize_compile_arg(v, get_leaf) for v in value]
+    return get_leaf(value)

@@ -1,0 +1,21 @@
+"""Utilities: one-hot encoding, seeding, model plotting and summaries."""
+from .numerical import normalize, to_categorical
+from .random import set_random_seed
+
+
+def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, show_layer_names=True,
+               rankdir="TB", expand_nested=False, dpi=200, show_layer_activations=False, show_trainable=False,
+               **kwargs):
+    """Draw the model's layer graph to PNG, SVG or PDF with graphviz's `dot` (see fncompiler.utils.plot)."""
+    from .plot import plot_model as _plot
+    return _plot(model, to_file=to_file, show_shapes=show_shapes, show_dtype=show_dtype,
+                 show_layer_names=show_layer_names, rankdir=rankdir, expand_nested=expand_nested, dpi=dpi,
+                 show_layer_activations=show_layer_activations, show_trainable=show_trainable, **kwargs)
+
+
+def model_to_dot(model, **kwargs):
+    from .plot import model_to_dot as _to_dot
+    return _to_dot(model, **kwargs)
+
+
+__all__ = ["normalize", "to_categorical", "set_random_seed", "plot_model", "model_to_dot"]

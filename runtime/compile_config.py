@@ -1,0 +1,142 @@
+"""What `model.compile(...)` asked for, resolved per model output: losses, weights, metrics, optimizer."""
+import dataclasses
+
+from fncompiler import losses as losses_lib
+from fncompiler import metrics as metrics_lib
+from fncompiler import optimizers as optimizers_lib
+
+
+@dataclasses.dataclass
+class MetricEntry:
+    name: str          # the log key ("loss", "priority_loss", "accuracy", "department_accuracy")
+    kind: str          # "loss" (total), "output_loss" (one output's loss), "metric"
+    output: int        # flat output index (-1 for the total loss)
+    metric: object = None
+
+
+def _per_output(value, names, what):
+    """A compile argument given as one value, a list, or a dict keyed by output name -> list per output."""
+    n = len(names)
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"compile(): {what} given for unknown outputs {unknown}; the model's outputs are {names}.")
+        return [value.get(k) for k in names]
+    if isinstance(value, (list, tuple)) and what != "metrics":
+        if len(value) != n:
+            raise ValueError(f"compile(): the model has {n} outputs {names}, but {what} is a list of {len(value)}.")
+        return list(value)
+    return [value] * n
+
+
+class CompileConfig:
+    def __init__(self, optimizer, loss, loss_weights, metrics, weighted_metrics, run_eagerly, steps_per_execution,
+                 jit_compile):
+        self.optimizer = optimizer
+        self.loss = loss
+        self.loss_weights = loss_weights
+        self.metrics = metrics
+        self.weighted_metrics = weighted_metrics
+        self.run_eagerly = bool(run_eagerly)
+        self.steps_per_execution = int(steps_per_execution or 1)
+        self.jit_compile = jit_compile
+        self.resolved = False
+
+    @classmethod
+    def create(cls, model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+               run_eagerly=False, steps_per_execution=1, jit_compile="auto"):
+        opt = optimizers_lib.get(optimizer)
+        # Validate names now, so a typo fails at compile() rather than at fit().
+        for leaf in (loss.values() if isinstance(loss, dict) else loss if isinstance(loss, (list, tuple)) else [loss]):
+            if leaf is not None:
+                losses_lib.get(leaf)
+        if metrics is not None and not isinstance(metrics, (list, tuple, dict)):
+            raise TypeError(f"compile(): `metrics` must be a list or a dict keyed by output name; received "
+                            f"{type(metrics).__name__}: {metrics!r}. Wrap it in a list: metrics=[{metrics!r}].")
+        for leaf in _flat_metric_ids(metrics):
+            if isinstance(leaf, str):
+                metrics_lib.resolve(leaf)
+        cfg = cls(opt, loss, loss_weights, metrics, weighted_metrics, run_eagerly, steps_per_execution, jit_compile)
+        names = getattr(model, "output_names", None)
+        outputs = getattr(model, "outputs", None)
+        if names is not None and outputs:
+            cfg.resolve(names, [t.shape for t in outputs])
+        return cfg
+
+    def resolve(self, output_names, output_shapes):
+        """Bind losses, loss weights and metrics to the model's flat outputs."""
+        self.output_names = list(output_names)
+        n = len(self.output_names)
+        loss_list = _per_output(self.loss, self.output_names, "loss")
+        self.losses = [None if l is None else losses_lib.get(l) for l in loss_list]
+        if all(l is None for l in self.losses) and self.loss is not None:
+            raise ValueError(f"compile(): no loss applies to any of the outputs {self.output_names}.")
+        if self.loss_weights is None:
+            self.weights = [1.0] * n
+        else:
+            w = _per_output(self.loss_weights, self.output_names, "loss_weights")
+            self.weights = [1.0 if x is None else float(x) for x in w]
+        entries = [MetricEntry("loss", "loss", -1)]
+        with_loss = [i for i, l in enumerate(self.losses) if l is not None]
+        if n > 1:
+            for i in with_loss:
+                entries.append(MetricEntry(f"{self.output_names[i]}_loss", "output_loss", i))
+        if isinstance(self.metrics, dict):
+            per_out = _per_output(self.metrics, self.output_names, "metrics")
+        else:
+            per_out = [self.metrics] * n
+        for i, ms in enumerate(per_out):
+            if ms is None:
+                continue
+            for m in (ms if isinstance(ms, (list, tuple)) else [ms]):
+                metric = metrics_lib.resolve(m, loss=loss_list[i], y_pred_shape=output_shapes[i])
+                name = metric.name if n == 1 else f"{self.output_names[i]}_{metric.name}"
+                entries.append(MetricEntry(name, "metric", i, metric))
+        self.entries = entries
+        self.resolved = True
+        return self
+
+    @property
+    def has_loss(self):
+        return [l is not None for l in self.losses]
+
+    @property
+    def metrics_names(self):
+        return [e.name for e in self.entries]
+
+    def get_config(self):
+        from fncompiler.saving import serialization
+        return {
+            "optimizer": optimizers_lib.serialize(self.optimizer),
+            "loss": serialization.serialize_compile_arg(self.loss, losses_lib.serialize),
+            "loss_weights": self.loss_weights,
+            "metrics": serialization.serialize_compile_arg(self.metrics, metrics_lib.serialize),
+            "weighted_metrics": None,
+            "run_eagerly": self.run_eagerly,
+            "steps_per_execution": self.steps_per_execution,
+            "jit_compile": self.jit_compile,
+        }
+
+    @staticmethod
+    def kwargs_from_config(config, custom_objects=None):
+        from fncompiler.saving import serialization
+        return {
+            "optimizer": optimizers_lib.deserialize(config["optimizer"]),
+            "loss": serialization.deserialize_compile_arg(config.get("loss"), losses_lib.get),
+            "loss_weights": config.get("loss_weights"),
+            "metrics": serialization.deserialize_compile_arg(config.get("metrics"), metrics_lib.get),
+            "run_eagerly": config.get("run_eagerly", False),
+            "steps_per_execution": config.get("steps_per_execution", 1),
+            "jit_compile": config.get("jit_compile", "auto"),
+        }
+
+
+def _flat_metric_ids(metrics):
+    if metrics is None:
+        return []
+    if isinstance(metrics, dict):
+        out = []
+        for v in metrics.values():
+            out.extend(v if isinstance(v, (list, tuple)) else [v])
+        return out
+    return list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]

@@ -1,0 +1,166 @@
+"""`compile_model(model)`: run the pass pipeline per mode, lower, and build the jitted step functions.
+
+    compiled = fncompiler.compile_model(model)         # mode="jit" (default) or "eager"
+    compiled.report()                                  # what each pass found/changed, and its time
+    compiled.graph("predict")                          # the IR after the predict pipeline (or after a pass)
+    compiled.as_text("train")                          # StableHLO text of the one train-step function
+    compiled.predict(x)                                # the jitted predict step over the model's weights
+"""
+import collections
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fncompiler import ir
+from fncompiler import passes as passes_lib
+from . import lowering, steps
+
+
+class CompiledModel:
+    def __init__(self, model, mode="jit", passes=None, compile_config=None, verify=False):
+        if mode not in ("jit", "eager"):
+            raise ValueError(f"compile_model: mode must be 'jit' or 'eager'; received {mode!r}.")
+        self.model = model
+        self.mode = mode
+        self.compile_config = compile_config
+        self.verify = verify
+        self._custom_passes = passes
+        self._pipelines = {}     # pass mode -> (graph, records, stages)
+        self._lowered = {}
+        self._steps = {}
+        self.trace_counts = collections.Counter()
+        self.compile_seconds = {}
+
+    # -- passes and lowering -----------------------------------------------------------------------
+    def _pipeline(self, pass_mode):
+        if pass_mode not in self._pipelines:
+            names = self._custom_passes if self._custom_passes is not None else passes_lib.default_pipeline(pass_mode)
+            manager = passes_lib.PassManager(names, verify=self.verify)
+            base = self.model.graph if hasattr(self.model, "graph") else ir.build(self.model)
+            ir.verify(base)
+            self._pipelines[pass_mode] = manager.run(base, passes_lib.PassContext(mode=pass_mode))
+        return self._pipelines[pass_mode]
+
+    def graph(self, stage="predict"):
+        """The IR after the pipeline for a mode ("train"/"eval"/"predict"/"export"), or after the named pass
+        (e.g. "shape_inference") of the predict pipeline, or "input" for the IR before any pass."""
+        if stage in passes_lib.PIPELINES:
+            return self._pipeline(stage)[0]
+        stages = self._pipeline("predict")[2]
+        if stage not in stages:
+            raise ValueError(f"Unknown stage {stage!r}; expected a mode {sorted(passes_lib.PIPELINES)} or one of "
+                             f"{list(stages)}.")
+        return stages[stage]
+
+    def lowered(self, pass_mode):
+        if pass_mode not in self._lowered:
+            self._lowered[pass_mode] = lowering.lower(self._pipeline(pass_mode)[0], self.model)
+        return self._lowered[pass_mode]
+
+    def _wrap(self, name, fn, donate=()):
+        if self.mode == "eager":
+            def eager(*args):
+                with jax.disable_jit():
+                    return fn(*args)
+            return eager
+        return jax.jit(fn, donate_argnums=donate)
+
+    # -- steps -------------------------------------------------------------------------------------
+    def step(self, endpoint):
+        """The (jitted, or eager) step function for "train", "eval" or "predict"."""
+        if endpoint not in self._steps:
+            if endpoint == "predict":
+                fn = steps.make_predict_step(self.lowered("predict"), self.trace_counts)
+                self._steps[endpoint] = self._wrap(endpoint, fn)
+            elif endpoint in ("train", "eval"):
+                if self.compile_config is None:
+                    raise RuntimeError(f"The {endpoint} step needs a compiled model: call model.compile(...) first.")
+                cfg = self.compile_config
+                if endpoint == "train":
+                    fn = steps.make_train_step(self.lowered("train"), cfg, self.trace_counts)
+                    self._steps[endpoint] = self._wrap(endpoint, fn, donate=(0,))
+                else:
+                    fn = steps.make_eval_step(self.lowered("eval"), cfg, self.trace_counts)
+                    self._steps[endpoint] = self._wrap(endpoint, fn, donate=(2,))
+            else:
+                raise ValueError(f"Unknown endpoint {endpoint!r}; expected 'train', 'eval' or 'predict'.")
+        return self._steps[endpoint]
+
+    def weights(self, pass_mode="predict"):
+        low = self.lowered(pass_mode)
+        return [v.value for v in low.trainable], [v.value for v in low.non_trainable]
+
+    def predict(self, x):
+        """Run the predict step on one batch (arrays in the model's input structure)."""
+        from . import data
+        xs = [jnp.asarray(a) for a in data.flatten_x(self.model, x)]
+        tv, ntv = self.weights("predict")
+        out = self.step("predict")(tv, ntv, xs)
+        return self.lowered("predict").pack_outputs(out)
+
+    __call__ = predict
+
+    # -- inspection --------------------------------------------------------------------------------
+    def example_args(self, endpoint, batch_size=1):
+        low = self.lowered("predict" if endpoint == "predict" else endpoint)
+        specs = [jax.ShapeDtypeStruct((batch_size,) + tuple(s.shape[1:]), s.dtype) for s in low.input_specs]
+        if any(d is None for s in low.input_specs for d in s.shape[1:]):
+            raise ValueError(f"as_text: input shapes {[s.shape for s in low.input_specs]} have unknown non-batch "
+                             "dimensions; pass `input_shapes=` with concrete shapes.")
+        tv = [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in low.trainable]
+        ntv = [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in low.non_trainable]
+        if endpoint == "predict":
+            return (tv, ntv, specs)
+        cfg = self.compile_config
+        ys = steps.example_targets(low, cfg, batch_size)
+        if endpoint == "eval":
+            return (tv, ntv, jax.eval_shape(steps.initial_metric_states, cfg), specs, ys, None)
+        state = jax.eval_shape(lambda: steps.initial_train_state(
+            [jnp.zeros(v.shape, v.dtype) for v in low.trainable], [jnp.zeros(v.shape, v.dtype) for v in low.non_trainable],
+            cfg, 0))
+        return (state, specs, ys, None)
+
+    def lower(self, endpoint="predict", batch_size=1):
+        if self.mode == "eager":
+            raise ValueError("as_text/lower need mode='jit'; this model was compiled with mode='eager'.")
+        return self.step(endpoint).lower(*self.example_args(endpoint, batch_size))
+
+    def as_text(self, endpoint="predict", batch_size=1):
+        """The StableHLO (MLIR text) of the one jitted function for `endpoint`."""
+        return self.lower(endpoint, batch_size).as_text()
+
+    def records(self, pass_mode="predict"):
+        return self._pipeline(pass_mode)[1]
+
+    def report(self, pass_mode="predict", print_fn=None):
+        """Print (and return) a table of the passes that ran: what each found or changed, and its time."""
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+        records = self.records(pass_mode)
+        table = Table(title=f"Passes for {self.model.name!r} ({pass_mode})", box=box.SIMPLE_HEAVY)
+        for col in ("pass", "changed", "nodes", "time", "report"):
+            table.add_column(col, no_wrap=col != "report")
+        for r in records:
+            table.add_row(r.name, "yes" if r.changed else "no", f"{r.nodes_before} -> {r.nodes_after}",
+                          f"{r.seconds * 1e3:.1f} ms", r.report)
+        console = Console(width=110, force_terminal=False, color_system=None, record=True)
+        with console.capture() as cap:
+            console.print(table)
+        text = cap.get()
+        (print_fn or print)(text.rstrip("\n"))
+        return text
+
+
+def compile_model(model, mode="jit", passes=None, verify=False, compile_config=None):
+    """Compile a model: passes over its IR, lowering to pure functions, one jitted step per endpoint.
+
+    mode: "jit" (XLA-compiled steps) or "eager" (the same lowered functions run op by op, for comparison).
+    passes: a custom list of pass names or `fncompiler.passes.Pass` objects (default: the mode's pipeline).
+    verify: run `ir.verify` after every pass.
+    """
+    if compile_config is None:
+        compile_config = getattr(model, "_compile_config", None)
+    return CompiledModel(model, mode=mode, passes=passes, compile_config=compile_config, verify=verify)

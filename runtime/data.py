@@ -1,0 +1,131 @@
+"""Data adapters: user data (arrays, lists, dicts, generators) -> flat lists of host arrays and batches."""
+import numpy as np
+
+from fncompiler import dtypes
+
+
+def _is_array(x):
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def to_host(x, name):
+    """A NumPy array for one input/target, with float64 -> float32 and int64 -> int32 (JAX runs x64 off)."""
+    if _is_array(x):
+        arr = np.asarray(x)
+    elif isinstance(x, (list, tuple)) and x and not isinstance(x[0], (list, tuple, np.ndarray)) or \
+            isinstance(x, (int, float)):
+        arr = np.asarray(x)
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:
+            raise TypeError(f"{name}: cannot convert {type(x).__name__} to an array: {exc}") from exc
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    elif arr.dtype == np.int64:
+        arr = arr.astype(np.int32)
+    elif arr.dtype == np.uint64:
+        arr = arr.astype(np.uint32)
+    elif arr.dtype == object:
+        raise TypeError(f"{name}: received an object array (ragged or mixed data); expected a numeric array.")
+    return arr
+
+
+def flatten_x(model, x):
+    """User inputs -> list of host arrays in the model's flat input order, shape-checked."""
+    flat = model.flatten_inputs(x)
+    names = model.input_names
+    specs = [t for t in model.inputs]
+    out = []
+    for i, (value, spec) in enumerate(zip(flat, specs)):
+        arr = to_host(value, f'Input {i} ("{names[i]}")')
+        shape = arr.shape
+        if len(shape) != len(spec.shape) or any(a is not None and a != b for a, b in zip(spec.shape[1:], shape[1:])):
+            raise ValueError(f'Input {i} ("{names[i]}") of model "{model.name}" has the wrong shape: expected '
+                             f"{spec.shape} (batch first), received {shape}. Reshape the data, e.g. "
+                             f"x.reshape(-1, {', '.join(str(d) for d in spec.shape[1:])}).")
+        if dtypes.is_float(spec.dtype) and not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
+            raise TypeError(f'Input {i} ("{names[i]}") of model "{model.name}" expects {spec.dtype} data, '
+                            f"received dtype {arr.dtype}.")
+        if dtypes.is_int(spec.dtype) and np.issubdtype(arr.dtype, np.floating):
+            if not np.all(np.equal(np.mod(arr, 1), 0)):
+                raise TypeError(f'Input {i} ("{names[i]}") of model "{model.name}" expects integer ids '
+                                f"({spec.dtype}); received non-integral floats.")
+        if dtypes.is_float(spec.dtype) and arr.dtype != np.dtype(spec.dtype) and spec.dtype != "bfloat16":
+            arr = arr.astype(spec.dtype)
+        elif dtypes.is_int(spec.dtype) and arr.dtype != np.dtype(spec.dtype):
+            arr = arr.astype(spec.dtype)
+        out.append(arr)
+    return out
+
+
+def flatten_y(output_names, has_loss, y):
+    """User targets -> list aligned with the model's flat outputs (None where an output has no target)."""
+    n = len(output_names)
+    if y is None:
+        return [None] * n
+    if isinstance(y, dict):
+        unknown = sorted(set(y) - set(output_names))
+        if unknown:
+            raise ValueError(f"Targets given for unknown outputs {unknown}; the model's outputs are {output_names}.")
+        return [None if k not in y else to_host(y[k], f'Target "{k}"') for k in output_names]
+    if isinstance(y, (list, tuple)) and n > 1:
+        if len(y) != n:
+            raise ValueError(f"The model has {n} outputs {output_names}, but {len(y)} targets were given.")
+        return [to_host(v, f'Target "{k}"') for k, v in zip(output_names, y)]
+    if n > 1:
+        targets = [i for i in range(n) if has_loss[i]]
+        if len(targets) == 1:
+            out = [None] * n
+            out[targets[0]] = to_host(y, f'Target "{output_names[targets[0]]}"')
+            return out
+        raise ValueError(f"The model has {n} outputs {output_names}; pass targets as a list or a dict keyed by "
+                         "output name.")
+    return [to_host(y, "Target")]
+
+
+def num_samples(arrays, what="x"):
+    sizes = {a.shape[0] for a in arrays if a is not None and a.ndim}
+    if len(sizes) > 1:
+        raise ValueError(f"All arrays in {what} must have the same number of samples; received sizes {sorted(sizes)}.")
+    return sizes.pop() if sizes else 0
+
+
+def check_lengths(xs, ys, sw):
+    nx = num_samples(xs, "x")
+    ny = num_samples([y for y in ys if y is not None], "y")
+    if ys and any(y is not None for y in ys) and nx != ny:
+        raise ValueError(f"Data cardinality is ambiguous: x has {nx} samples but y has {ny}. Make sure all arrays "
+                         "contain the same number of samples.")
+    if sw is not None and sw.shape[0] != nx:
+        raise ValueError(f"sample_weight has {sw.shape[0]} samples but x has {nx}.")
+    return nx
+
+
+def split(arrays, at):
+    return [None if a is None else a[:at] for a in arrays], [None if a is None else a[at:] for a in arrays]
+
+
+def take(arrays, idx):
+    return [None if a is None else a[idx] for a in arrays]
+
+
+def is_generator_like(x):
+    """True for Python generators / iterables of batches (not arrays, lists of arrays or dicts)."""
+    if x is None or _is_array(x) or isinstance(x, (list, tuple, dict, str, bytes)):
+        return False
+    return hasattr(x, "__iter__") or hasattr(x, "__next__")
+
+
+def unpack_batch(item):
+    """A generator item -> (x, y, sample_weight)."""
+    if isinstance(item, tuple):
+        if len(item) == 1:
+            return item[0], None, None
+        if len(item) == 2:
+            return item[0], item[1], None
+        if len(item) == 3:
+            return item
+        raise ValueError(f"A data generator must yield (x,), (x, y) or (x, y, sample_weight); received a tuple of "
+                         f"{len(item)} items.")
+    return item, None, None

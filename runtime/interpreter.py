@@ -1,0 +1,71 @@
+"""Runs an IR graph node by node by calling each node's layer (with arrays or tracers).
+
+This is the body of the lowered step functions (traced once under jax.jit) and of the eager mode
+(run op by op). Masks produced by layers (e.g. Embedding(mask_zero=True)) flow along with the values.
+"""
+import functools
+import inspect
+
+import jax
+
+from fncompiler import ir
+from fncompiler.layers.layer import Layer
+from fncompiler.symbolic import fill_arguments
+
+
+@functools.lru_cache(maxsize=None)
+def _accepts(cls, name):
+    try:
+        return name in inspect.signature(cls.call).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _produces_masks(layer):
+    return type(layer).compute_mask is not Layer.compute_mask
+
+
+def _call_node(g, nid, data, values, masks, training):
+    layer = data["layer"]
+    keys = ir.input_edges(g, nid)
+    vals = [values[k] for k in keys]
+    in_masks = [masks.get(k) for k in keys]
+    args, kwargs = fill_arguments(data["arguments"], vals)
+    cls = type(layer)
+    has_mask = any(m is not None for m in in_masks)
+    if has_mask and "mask" not in kwargs and _accepts(cls, "mask"):
+        first = args[0] if args else None
+        kwargs["mask"] = in_masks if isinstance(first, (list, tuple)) else in_masks[0]
+    if training is not None and kwargs.get("training") is None and _accepts(cls, "training"):
+        kwargs["training"] = training
+    out = layer(*args, **kwargs)
+    leaves = jax.tree_util.tree_leaves(out)
+    out_masks = [None] * len(leaves)
+    if _produces_masks(layer) or (has_mask and layer.supports_masking):
+        first = args[0] if args else None
+        prev = in_masks if isinstance(first, (list, tuple)) else in_masks[0]
+        m = layer.compute_mask(first, prev)
+        if isinstance(m, (list, tuple)):
+            out_masks[: len(m)] = list(m)
+        else:
+            out_masks[0] = m
+    return leaves, out_masks
+
+
+def execute(g, inputs, training=None, order=None):
+    """Run the graph on a flat list of input arrays; return the flat list of outputs."""
+    values, masks = {}, {}
+    if len(inputs) != len(g.graph["inputs"]):
+        raise ValueError(f"Graph {g.name!r} expects {len(g.graph['inputs'])} inputs, received {len(inputs)}.")
+    for nid, x in zip(g.graph["inputs"], inputs):
+        values[(nid, 0)] = x
+    for nid in order or g.graph.get("order") or ir.topo_order(g):
+        data = g.nodes[nid]
+        if data["kind"] == "input":
+            continue
+        leaves, out_masks = _call_node(g, nid, data, values, masks, training)
+        for i, (v, m) in enumerate(zip(leaves, out_masks)):
+            values[(nid, i)] = v
+            if m is not None:
+                masks[(nid, i)] = m
+    return [values[k] for k in g.graph["outputs"]]

@@ -1,0 +1,127 @@
+"""The three pure step functions built from a lowered forward function.
+
+    train_step(state, x, y, sample_weight) -> state      state = (trainable, non_trainable, opt_state,
+                                                                 metric_states, rng)
+    eval_step(trainable, non_trainable, metric_states, x, y, sample_weight) -> metric_states
+    predict_step(trainable, non_trainable, x) -> outputs
+
+Metric accumulators are part of the state, so nothing is read back to the host inside an epoch.
+"""
+import jax
+import jax.numpy as jnp
+
+
+def _mean_state():
+    return (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+
+
+def initial_metric_states(cfg):
+    return [_mean_state() if e.kind != "metric" else e.metric.initial_state() for e in cfg.entries]
+
+
+def initial_train_state(trainable, non_trainable, cfg, seed):
+    return (list(trainable), list(non_trainable), cfg.optimizer.init(list(trainable)), initial_metric_states(cfg),
+            jax.random.key_data(jax.random.key(seed)))
+
+
+def metric_results(cfg, states):
+    """{log name: value} from metric states (jax scalars; convert on the host when needed)."""
+    out = {}
+    for e, st in zip(cfg.entries, states):
+        if e.kind == "metric":
+            out[e.name] = e.metric.compute(st)
+        else:
+            total, count = st
+            out[e.name] = total / jnp.maximum(count, 1.0)
+    return out
+
+
+def _batch_size(x):
+    return jnp.asarray(x[0].shape[0], jnp.float32)
+
+
+def _losses(cfg, y, outputs, sample_weight):
+    total = jnp.zeros((), jnp.float32)
+    per_output = []
+    for i, (loss_fn, w) in enumerate(zip(cfg.losses, cfg.weights)):
+        if loss_fn is None or y[i] is None:
+            per_output.append(None)
+            continue
+        value = loss_fn(y[i], outputs[i], sample_weight=sample_weight)
+        value = jnp.asarray(value, jnp.float32)
+        per_output.append(value)
+        total = total + w * value
+    return total, per_output
+
+
+def _update_metrics(cfg, states, total_loss, per_output, y, outputs, batch):
+    new = []
+    for e, st in zip(cfg.entries, states):
+        if e.kind == "loss":
+            new.append((st[0] + total_loss * batch, st[1] + batch))
+        elif e.kind == "output_loss":
+            v = per_output[e.output]
+            new.append(st if v is None else (st[0] + v * batch, st[1] + batch))
+        else:
+            if y[e.output] is None:
+                new.append(st)
+            else:
+                new.append(e.metric.update(st, y[e.output], outputs[e.output]))
+    return new
+
+
+def make_train_step(lowered, cfg, counter):
+    optimizer = cfg.optimizer
+
+    def train_step(state, x, y, sample_weight):
+        counter["train"] += 1          # runs at trace time only: counts compilations
+        trainable, non_trainable, opt_state, metric_states, rng_data = state
+        rng = jax.random.wrap_key_data(rng_data)
+        rng, step_rng = jax.random.split(rng)
+
+        def loss_fn(tv):
+            outputs, new_nt, extra = lowered.forward(tv, non_trainable, x, step_rng, True)
+            total, per_output = _losses(cfg, y, outputs, sample_weight)
+            for e in extra:
+                total = total + e
+            total = total + lowered.regularization(tv)
+            return total, (outputs, new_nt, per_output)
+
+        (loss, (outputs, new_nt, per_output)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        new_trainable, new_opt_state = optimizer.apply(opt_state, grads, trainable)
+        new_trainable = lowered.apply_constraints(new_trainable)
+        metric_states = _update_metrics(cfg, metric_states, loss, per_output, y, outputs, _batch_size(x))
+        return (new_trainable, new_nt, new_opt_state, metric_states, jax.random.key_data(rng))
+
+    return train_step
+
+
+def make_eval_step(lowered, cfg, counter):
+    def eval_step(trainable, non_trainable, metric_states, x, y, sample_weight):
+        counter["eval"] += 1
+        outputs, _, extra = lowered.forward(trainable, non_trainable, x, None, False)
+        total, per_output = _losses(cfg, y, outputs, sample_weight)
+        for e in extra:
+            total = total + e
+        total = total + lowered.regularization(trainable)
+        return _update_metrics(cfg, metric_states, total, per_output, y, outputs, _batch_size(x))
+
+    return eval_step
+
+
+def make_predict_step(lowered, counter):
+    def predict_step(trainable, non_trainable, x):
+        counter["predict"] += 1
+        outputs, _, _ = lowered.forward(trainable, non_trainable, x, None, False)
+        return outputs
+
+    return predict_step
+
+
+def example_targets(lowered, cfg, batch_size):
+    graph = lowered.graph
+    specs = [graph.nodes[n]["output_specs"][i] for n, i in graph.graph["outputs"]]
+    out = []
+    for spec, has in zip(specs, cfg.has_loss):
+        out.append(jax.ShapeDtypeStruct((batch_size,) + tuple(spec.shape[1:]), spec.dtype) if has else None)
+    return out

@@ -1,0 +1,336 @@
+"""The training loop: fit / evaluate / predict over the compiled steps, with Keras's callbacks and logs.
+
+Weights live in the model's Variables between calls. `fit` copies them into a device-resident state, runs
+the donated, jitted train step batch after batch (metrics accumulate on device), and writes the weights
+back at the end of each epoch, so callbacks and the user always see current values.
+"""
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fncompiler import callbacks as callbacks_lib
+from fncompiler.utils import random as random_utils
+from . import data as data_lib
+from . import steps as steps_lib
+from .compile_config import CompileConfig
+from .compiled import compile_model
+from .progbar import Progbar
+
+__all__ = ["Trainer", "CompileConfig"]
+
+
+def _resolve_verbose(verbose):
+    return 1 if verbose == "auto" else int(verbose)
+
+
+def _floats(logs):
+    return {k: float(v) for k, v in logs.items()}
+
+
+def _ordered(logs):
+    return sorted(logs.items(), key=lambda kv: (kv[0].startswith("val_"), kv[0]))
+
+
+class Trainer:
+    def __init__(self, model, cfg):
+        self.model = model
+        self.cfg = cfg
+        mode = "eager" if cfg is not None and cfg.run_eagerly else "jit"
+        self.compiled = compile_model(model, mode=mode, compile_config=cfg)
+        self.opt_state = model.__dict__.pop("_restored_opt_state", None)
+        self.rng_seed = None
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _ensure_resolved(self):
+        cfg = self.cfg
+        if cfg is not None and not cfg.resolved:
+            cfg.resolve(self.model.output_names, [t.shape for t in self.model.outputs])
+
+    def _device(self, arrays):
+        return [None if a is None else jnp.asarray(a) for a in arrays]
+
+    def _variables(self):
+        low = self.compiled.lowered("train")
+        return low.trainable, low.non_trainable
+
+    def _start_state(self):
+        tvars, ntvars = self._variables()
+        trainable = [jnp.array(v.value, copy=True) for v in tvars]
+        non_trainable = [jnp.array(v.value, copy=True) for v in ntvars]
+        if self.rng_seed is None:
+            self.rng_seed = random_utils.next_seed()
+        state = steps_lib.initial_train_state(trainable, non_trainable, self.cfg, self.rng_seed)
+        if self.opt_state is not None:
+            state = (state[0], state[1], self.opt_state, state[3], state[4])
+        self._lr_synced = None
+        return state
+
+    def _sync_lr(self, state):
+        lr = self.cfg.optimizer.learning_rate
+        if getattr(self.cfg.optimizer, "has_schedule", False) or not isinstance(lr, (int, float)):
+            return state
+        if self._lr_synced != lr:
+            state = (state[0], state[1], self.cfg.optimizer.set_learning_rate(state[2], float(lr)), state[3], state[4])
+            self._lr_synced = lr
+        return state
+
+    def _write_back(self, state):
+        """Give the variables copies of the state's weights (the state's own buffers get donated next step)."""
+        tvars, ntvars = self._variables()
+        self._written = {}
+        for v, x in zip(list(tvars) + list(ntvars), list(state[0]) + list(state[1])):
+            v._value = jnp.array(x, copy=True)
+            self._written[id(v)] = v._value
+        self.opt_state = state[2]
+
+    def sync_to_model(self):
+        """Weights are written back at the end of every epoch; nothing is pending."""
+
+    def invalidate_state(self):
+        """Called when weights are set from outside: the next fit re-reads them from the variables."""
+
+    def _prepare(self, x, y, sample_weight):
+        xs = data_lib.flatten_x(self.model, x)
+        ys = data_lib.flatten_y(self.cfg.output_names, self.cfg.has_loss, y)
+        if all(t is None for t in ys) and any(self.cfg.has_loss):
+            raise ValueError(f"Model {self.model.name!r} was compiled with a loss, but no targets `y` were given.")
+        sw = None if sample_weight is None else data_lib.to_host(sample_weight, "sample_weight").astype(np.float32)
+        n = data_lib.check_lengths(xs, ys, sw)
+        return xs, ys, sw, n
+
+    @staticmethod
+    def _batches(n, batch_size, order):
+        for start in range(0, n, batch_size):
+            yield start // batch_size, (order[start:start + batch_size] if order is not None
+                                        else slice(start, start + batch_size))
+
+    # -- fit ---------------------------------------------------------------------------------------
+    def fit(self, x, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        self._ensure_resolved()
+        if class_weight is not None:
+            raise NotImplementedError("fit(class_weight=...) is not supported yet; pass per-sample weights with "
+                                      "sample_weight=... instead.")
+        verbose = _resolve_verbose(verbose)
+        generator = data_lib.is_generator_like(x)
+        if generator:
+            if validation_split:
+                raise ValueError("validation_split is only supported for array inputs, not generators; pass "
+                                 "validation_data=... instead.")
+            source = x
+            n = None
+        else:
+            xs, ys, sw, n = self._prepare(x, y, sample_weight)
+            if not 0.0 <= validation_split < 1.0:
+                raise ValueError(f"validation_split must be in [0, 1); received {validation_split}.")
+            if validation_split and validation_data is None:
+                at = int(n * (1.0 - validation_split))
+                if at == 0 or at == n:
+                    raise ValueError(f"validation_split={validation_split} leaves no training or no validation "
+                                     f"samples out of {n}.")
+                (xs, val_xs), (ys, val_ys) = data_lib.split(xs, at), data_lib.split(ys, at)
+                if sw is not None:
+                    sw, val_sw = sw[:at], sw[at:]
+                else:
+                    val_sw = None
+                validation = (val_xs, val_ys, val_sw)
+                n = at
+            else:
+                validation = None
+        if validation_data is not None:
+            vx, vy, vsw = data_lib.unpack_batch(tuple(validation_data)) if isinstance(validation_data, tuple) \
+                else (validation_data, None, None)
+            vxs, vys, vsw_arr, _ = self._prepare(vx, vy, vsw)
+            validation = (vxs, vys, vsw_arr)
+        batch_size = batch_size or 32
+        if n is not None:
+            steps = math.ceil(n / batch_size) if steps_per_epoch is None else int(steps_per_epoch)
+        else:
+            steps = steps_per_epoch
+        history = callbacks_lib.History()
+        cbs = callbacks_lib.CallbackList(list(callbacks or []) + [history], model=self.model, epochs=epochs,
+                                         steps=steps, verbose=verbose)
+        batch_hooks = cbs.batch_hooks_used
+        train_step = self.compiled.step("train")
+        self.model.stop_training = False
+        state = self._start_state()
+        cbs.on_train_begin()
+        epoch_logs = {}
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            state = self._sync_lr(state)
+            state = (state[0], state[1], state[2], steps_lib.initial_metric_states(self.cfg), state[4])
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            bar = Progbar(steps, verbose=verbose)
+            done = 0
+            if generator:
+                batches = self._generator_batches(source, steps)
+            else:
+                order = np.random.permutation(n) if shuffle else None
+                batches = ((i, data_lib.take(xs, idx), data_lib.take(ys, idx), None if sw is None else sw[idx])
+                           for i, idx in self._batches(n, batch_size, order))
+                if steps_per_epoch is not None:
+                    batches = self._cycle(batches, steps, n, batch_size, xs, ys, sw, shuffle)
+            for i, bx, by, bsw in batches:
+                cbs.on_train_batch_begin(i)
+                state = train_step(state, self._device(bx), self._device(by),
+                                   None if bsw is None else jnp.asarray(bsw))
+                done = i + 1
+                if batch_hooks or bar.wants_update(done):
+                    logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
+                    cbs.on_train_batch_end(i, logs)
+                    bar.update(done, _ordered(logs))
+                if self.model.stop_training:
+                    break
+            epoch_logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
+            if validation is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_arrays(state[0], state[1], *validation,
+                                                 validation_batch_size or batch_size, verbose=0)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            self._write_back(state)
+            bar.update(done, _ordered(epoch_logs), finalize=True)
+            cbs.on_epoch_end(epoch, epoch_logs)
+            state = self._start_state_from_variables(state)
+            if self.model.stop_training:
+                break
+        cbs.on_train_end(epoch_logs)
+        self.model.history = history
+        return history
+
+    def _start_state_from_variables(self, state):
+        # Callbacks may have changed the weights (e.g. restore_best_weights) or the learning rate.
+        tvars, ntvars = self._variables()
+        written = getattr(self, "_written", {})
+
+        def current(v, x):
+            return x if written.get(id(v)) is v._value else jnp.array(v.value, copy=True)
+        return ([current(v, x) for v, x in zip(tvars, state[0])], [current(v, x) for v, x in zip(ntvars, state[1])],
+                self.opt_state, state[3], state[4])
+
+    def _cycle(self, batches, steps, n, batch_size, xs, ys, sw, shuffle):
+        count = 0
+        while count < steps:
+            for i, bx, by, bsw in batches:
+                yield count, bx, by, bsw
+                count += 1
+                if count >= steps:
+                    return
+            order = np.random.permutation(n) if shuffle else None
+            batches = ((i, data_lib.take(xs, idx), data_lib.take(ys, idx), None if sw is None else sw[idx])
+                       for i, idx in self._batches(n, batch_size, order))
+
+    def _generator_batches(self, source, steps):
+        for i, item in enumerate(source):
+            if steps is not None and i >= steps:
+                return
+            bx, by, bsw = data_lib.unpack_batch(item)
+            xs, ys, sw, _ = self._prepare(bx, by, bsw)
+            yield i, xs, ys, sw
+
+    # -- evaluate ----------------------------------------------------------------------------------
+    def _evaluate_arrays(self, trainable, non_trainable, xs, ys, sw, batch_size, verbose=0, callbacks=None):
+        eval_step = self.compiled.step("eval")
+        states = steps_lib.initial_metric_states(self.cfg)
+        n = data_lib.num_samples(xs)
+        steps = math.ceil(n / batch_size)
+        bar = Progbar(steps, verbose=verbose)
+        done = 0
+        for i, idx in self._batches(n, batch_size, None):
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(i)
+            states = eval_step(trainable, non_trainable, states, self._device(data_lib.take(xs, idx)),
+                               self._device(data_lib.take(ys, idx)), None if sw is None else jnp.asarray(sw[idx]))
+            done = i + 1
+            if callbacks is not None and callbacks.batch_hooks_used:
+                callbacks.on_test_batch_end(i, _floats(steps_lib.metric_results(self.cfg, states)))
+            elif bar.wants_update(done):
+                bar.update(done, _ordered(_floats(steps_lib.metric_results(self.cfg, states))))
+        logs = _floats(steps_lib.metric_results(self.cfg, states))
+        bar.update(done, _ordered(logs), finalize=True)
+        return logs
+
+    def evaluate(self, x, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None, callbacks=None,
+                 return_dict=False):
+        self._ensure_resolved()
+        verbose = _resolve_verbose(verbose)
+        cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model, verbose=verbose)
+        cbs.on_test_begin()
+        tvars, ntvars = self._variables()
+        tv, ntv = [v.value for v in tvars], [v.value for v in ntvars]
+        if data_lib.is_generator_like(x):
+            eval_step = self.compiled.step("eval")
+            states = steps_lib.initial_metric_states(self.cfg)
+            for i, bx, by, bsw in self._generator_batches(x, steps):
+                states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
+                                   None if bsw is None else jnp.asarray(bsw))
+            logs = _floats(steps_lib.metric_results(self.cfg, states))
+        else:
+            xs, ys, sw, n = self._prepare(x, y, sample_weight)
+            logs = self._evaluate_arrays(tv, ntv, xs, ys, sw, batch_size or 32, verbose=verbose, callbacks=cbs)
+        cbs.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = [logs[name] for name in self.cfg.metrics_names]
+        return values[0] if len(values) == 1 else values
+
+    # -- predict -----------------------------------------------------------------------------------
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        verbose = _resolve_verbose(verbose)
+        step = self.compiled.step("predict")
+        low = self.compiled.lowered("predict")
+        tv, ntv = [v.value for v in low.trainable], [v.value for v in low.non_trainable]
+        cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model)
+        cbs.on_predict_begin()
+        outs = []
+        if data_lib.is_generator_like(x):
+            for i, item in enumerate(x):
+                if steps is not None and i >= steps:
+                    break
+                bx, _, _ = data_lib.unpack_batch(item)
+                outs.append(step(tv, ntv, self._device(data_lib.flatten_x(self.model, bx))))
+        else:
+            xs = data_lib.flatten_x(self.model, x)
+            n = data_lib.num_samples(xs)
+            batch_size = batch_size or 32
+            nsteps = math.ceil(n / batch_size)
+            bar = Progbar(nsteps, verbose=verbose if n > batch_size else 0)
+            for i, idx in self._batches(n, batch_size, None):
+                outs.append(step(tv, ntv, self._device(data_lib.take(xs, idx))))
+                cbs.on_predict_batch_end(i, {})
+                if bar.wants_update(i + 1):
+                    bar.update(i + 1)
+            bar.update(nsteps, finalize=True)
+        cbs.on_predict_end()
+        if not outs:
+            raise ValueError("predict() received no data.")
+        flat = [np.concatenate([np.asarray(o[k]) for o in outs], axis=0) for k in range(len(outs[0]))]
+        return low.pack_outputs(flat)
+
+    # -- single batches ----------------------------------------------------------------------------
+    def _batch_logs(self, logs, return_dict):
+        if return_dict:
+            return logs
+        values = [logs[name] for name in self.cfg.metrics_names]
+        return values[0] if len(values) == 1 else values
+
+    def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._ensure_resolved()
+        xs, ys, sw, _ = self._prepare(x, y, sample_weight)
+        state = self._sync_lr(self._start_state())
+        state = self.compiled.step("train")(state, self._device(xs), self._device(ys),
+                                            None if sw is None else jnp.asarray(sw))
+        logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
+        self._write_back(state)
+        return self._batch_logs(logs, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._ensure_resolved()
+        xs, ys, sw, n = self._prepare(x, y, sample_weight)
+        tvars, ntvars = self._variables()
+        logs = self._evaluate_arrays([v.value for v in tvars], [v.value for v in ntvars], xs, ys, sw, max(n, 1))
+        return self._batch_logs(logs, return_dict)
