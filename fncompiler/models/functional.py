@@ -33,8 +33,8 @@ class Functional(Model):
                     pass  # Keras allows dict keys that differ from input names; keys win for feeding
         self._inputs_struct = inputs
         self._outputs_struct = outputs
-        self.inputs = _flatten_struct(inputs, "inputs")
-        self.outputs = _flatten_struct(outputs, "outputs")
+        self._input_tensors = _flatten_struct(inputs, "inputs")
+        self._output_tensors = _flatten_struct(outputs, "outputs")
         self._nodes = self._collect_nodes()
         layers, seen = [], set()
         for node in self._nodes:
@@ -95,6 +95,14 @@ class Functional(Model):
     @property
     def layers(self):
         return list(self._layers)
+
+    @property
+    def inputs(self):
+        return list(self._input_tensors)
+
+    @property
+    def outputs(self):
+        return list(self._output_tensors)
 
     @property
     def input(self):

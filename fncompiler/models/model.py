@@ -30,6 +30,63 @@ class Model(Layer):
         self.stop_training = False
         self.history = None
 
+    # -- subclassed models: traced as one node --------------------------------------------------------
+    def _concrete_call(self, args, kwargs):
+        out = super()._concrete_call(args, kwargs)
+        if not hasattr(self, "_nodes") and getattr(self, "_traced_input_specs", None) is None and args:
+            import jax
+            from ..ir import TensorSpec
+            self._traced_input_specs = [TensorSpec(tuple(x.shape), str(x.dtype))
+                                        for x in jax.tree_util.tree_leaves(args[0])]
+            leaves, tree = jax.tree_util.tree_flatten(out)
+            self._traced_output_specs = [TensorSpec((None,) + tuple(x.shape[1:]), str(x.dtype)) for x in leaves]
+            self._traced_output_tree = tree
+        return out
+
+    def _ensure_traced(self, x):
+        """Call a subclassed model once on a slice of `x`, so its input and output specs are known."""
+        if hasattr(self, "_nodes") or getattr(self, "_traced_input_specs", None) is not None:
+            return
+        import jax
+        import numpy as np
+        sample = jax.tree_util.tree_map(lambda a: np.asarray(a)[:1], x)
+        self(sample)
+
+    @property
+    def inputs(self):
+        from ..symbolic import SymbolicTensor
+        specs = getattr(self, "_traced_input_specs", None)
+        return None if specs is None else [SymbolicTensor((None,) + tuple(s.shape[1:]), s.dtype) for s in specs]
+
+    @property
+    def outputs(self):
+        from ..symbolic import SymbolicTensor
+        specs = getattr(self, "_traced_output_specs", None)
+        return None if specs is None else [SymbolicTensor(s.shape, s.dtype) for s in specs]
+
+    @property
+    def input_names(self):
+        specs = getattr(self, "_traced_input_specs", None) or []
+        return [f"input_{i}" for i in range(len(specs))]
+
+    @property
+    def output_names(self):
+        specs = getattr(self, "_traced_output_specs", None) or []
+        return ["output"] if len(specs) == 1 else [f"output_{i}" for i in range(len(specs))]
+
+    def flatten_inputs(self, inputs):
+        import jax
+        return jax.tree_util.tree_leaves(inputs) if isinstance(inputs, (list, tuple, dict)) else [inputs]
+
+    def pack_outputs(self, flat):
+        import jax
+        return jax.tree_util.tree_unflatten(self._traced_output_tree, list(flat))
+
+    @property
+    def graph(self):
+        from .. import ir
+        return ir.build(self)
+
     # -- structure ---------------------------------------------------------------------------------
     @property
     def layers(self):
@@ -89,6 +146,7 @@ class Model(Layer):
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         self._require_compiled("fit")
+        self._ensure_traced(x)
         return self._get_trainer().fit(
             x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
             validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
@@ -99,11 +157,13 @@ class Model(Layer):
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         self._require_compiled("evaluate")
+        self._ensure_traced(x)
         return self._get_trainer().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
                                             steps=steps, callbacks=callbacks, return_dict=return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         from ..runtime import trainer
+        self._ensure_traced(x)
         t = self._trainer if self._trainer is not None else trainer.Trainer(self, self._compile_config)
         if self._compile_config is not None:
             self._trainer = t
@@ -154,6 +214,11 @@ class Model(Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        if isinstance(config, dict) and "layers" in config and "input_layers" in config:
+            from ..saving import functional_config
+            from .functional import Functional
+            return functional_config.deserialize_functional(
+                config, custom_objects=custom_objects, cls=cls if issubclass(cls, Functional) else None)
         return cls(**config)
 
     def _sync_from_trainer(self):

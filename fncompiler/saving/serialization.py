@@ -105,4 +105,6 @@ def deserialize_compile_arg(value, get_leaf):
         return {k: deserialize_compile_arg(v, get_leaf) for k, v in value.items()}
     if isinstance(value, list):
         return [deserialize_compile_arg(v, get_leaf) for v in value]
+    if isinstance(value, str):
+        return value  # names are resolved by compile() itself, in context (e.g. "accuracy")
     return get_leaf(value)
