@@ -122,6 +122,12 @@ def example_targets(lowered, cfg, batch_size):
     graph = lowered.graph
     specs = [graph.nodes[n]["output_specs"][i] for n, i in graph.graph["outputs"]]
     out = []
-    for spec, has in zip(specs, cfg.has_loss):
-        out.append(jax.ShapeDtypeStruct((batch_size,) + tuple(spec.shape[1:]), spec.dtype) if has else None)
+    for spec, loss in zip(specs, cfg.losses):
+        if loss is None:
+            out.append(None)
+        elif "Sparse" in type(loss).__name__ or "sparse" in getattr(loss, "name", ""):
+            # sparse labels: one integer per position, no class axis
+            out.append(jax.ShapeDtypeStruct((batch_size,) + tuple(spec.shape[1:-1]), "int32"))
+        else:
+            out.append(jax.ShapeDtypeStruct((batch_size,) + tuple(spec.shape[1:]), spec.dtype))
     return out

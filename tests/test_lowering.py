@@ -1,0 +1,104 @@
+"""Lowering to pure functions and the jitted steps: values against references, one trace per signature."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fncompiler as keras
+from fncompiler import layers
+from fncompiler.runtime import steps as steps_lib
+
+from conftest import numpy_mlp
+
+
+def _compiled_mlp(mlp, optimizer="sgd"):
+    mlp.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"])
+    return mlp
+
+
+def test_forward_matches_numpy(mlp):
+    x = np.random.rand(5, 784).astype("float32")
+    np.testing.assert_allclose(mlp.predict(x, verbose=0), numpy_mlp(mlp, x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(mlp(x)), numpy_mlp(mlp, x), rtol=1e-5, atol=1e-5)
+    compiled = keras.compile_model(mlp)
+    np.testing.assert_allclose(np.asarray(compiled(x)), numpy_mlp(mlp, x), rtol=1e-5, atol=1e-5)
+
+
+def test_train_step_equals_sgd_on_reference_gradient(mlp):
+    _compiled_mlp(mlp, keras.optimizers.SGD(learning_rate=0.1))
+    x = np.random.rand(8, 784).astype("float32")
+    y = np.random.randint(0, 10, 8).astype("int32")
+    before = [jnp.asarray(w) for w in mlp.get_weights()]
+
+    def ref_loss(ws):
+        h = x
+        for i in range(0, 6, 2):
+            h = h @ ws[i] + ws[i + 1]
+            if i < 4:
+                h = jnp.maximum(h, 0)
+        logp = jax.nn.log_softmax(h)
+        return -jnp.mean(logp[jnp.arange(8), y])
+    loss, grads = jax.value_and_grad(ref_loss)(before)
+    logs = mlp.train_on_batch(x, y, return_dict=True)
+    assert logs["loss"] == pytest.approx(float(loss), rel=1e-5)
+    for w0, g, w1 in zip(before, grads, mlp.get_weights()):
+        np.testing.assert_allclose(w1, np.asarray(w0 - 0.1 * g), rtol=1e-5, atol=1e-6)
+
+
+def test_one_trace_per_signature_across_epochs(mlp):
+    _compiled_mlp(mlp)
+    x = np.random.rand(100, 784).astype("float32")
+    y = np.random.randint(0, 10, 100)
+    mlp.fit(x, y, batch_size=32, epochs=3, verbose=0)      # batches of 32, 32, 32, 4
+    counts = mlp._trainer.compiled.trace_counts
+    assert counts["train"] == 2                             # full batch + the last partial batch, once each
+    mlp.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert counts["train"] == 2
+    mlp.evaluate(x, y, batch_size=50, verbose=0)
+    mlp.evaluate(x, y, batch_size=50, verbose=0)
+    assert counts["eval"] == 1
+    mlp.predict(x[:7], verbose=0)
+    mlp.predict(x[7:14], verbose=0)
+    assert counts["predict"] == 1
+
+
+def test_eager_mode_computes_what_jit_computes(mlp):
+    _compiled_mlp(mlp, "rmsprop")
+    x = [jnp.asarray(np.random.rand(16, 784).astype("float32"))]
+    y = [jnp.asarray(np.random.randint(0, 10, 16).astype("int32"))]
+    results = {}
+    for mode in ("jit", "eager"):
+        cm = keras.compile_model(mlp, mode=mode)
+        low = cm.lowered("train")
+        state = steps_lib.initial_train_state([jnp.array(v.value) for v in low.trainable],
+                                              [jnp.array(v.value) for v in low.non_trainable], mlp._compile_config, 0)
+        for _ in range(3):
+            state = cm.step("train")(state, x, y, None)
+        results[mode] = state
+        assert cm.trace_counts["train"] == (1 if mode == "jit" else 3)
+    for a, b in zip(results["jit"][0], results["eager"][0]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_as_text_is_stablehlo_of_one_function(mlp):
+    _compiled_mlp(mlp)
+    compiled = keras.compile_model(mlp)
+    text = compiled.as_text("predict", batch_size=4)
+    assert "func.func public @main" in text and "stablehlo.dot_general" in text
+    assert "tensor<4x784xf32>" in text
+    train = compiled.as_text("train", batch_size=4)
+    assert train.count("func.func public @main") == 1 and "stablehlo" in train
+
+
+def test_dropout_is_active_only_in_training():
+    inp = keras.Input(shape=(1000,))
+    out = layers.Dropout(0.5)(inp)
+    model = keras.Model(inp, out)
+    x = np.ones((2, 1000), "float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    low = keras.compile_model(model).lowered("train")
+    y, _, _ = low.forward([], [], [jnp.asarray(x)], jax.random.key(0), True)
+    y = np.asarray(y[0])
+    assert set(np.unique(y)) <= {0.0, 2.0}
+    assert 0.4 < (y == 0).mean() < 0.6
