@@ -12,6 +12,13 @@ from ..ops.op_layer import OpLayer
 # --- end A ---
 
 # --- embedding / recurrent / normalization / attention / activation layers (layers helper B) ---
+from .embedding import Embedding
+from .recurrent import RNN, GRU, LSTM, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
+from .normalization import BatchNormalization, GroupNormalization, LayerNormalization, UnitNormalization
+from .attention import Attention, MultiHeadAttention
+from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .misc import (ActivityRegularization, GaussianDropout, GaussianNoise, Rescaling, SpatialDropout1D,
+                   SpatialDropout2D)
 # --- end B ---
 
 

@@ -6,16 +6,22 @@ Members (no others are accepted):
     weights.msgpack   {"paths": [...], "arrays": {"0": array, ...}} (flax msgpack: shape, dtype, bytes)
     optimizer.msgpack optimizer state as a flax state dict (optional)
     hashes.json       sha256 of every other member
+
+Every way a file can be malformed ends in `ModelFileError` (or `UnsafeConfigError` for a file that asks for
+something no fncompiler file may ask for, e.g. a member path with '..'), never in a zipfile/zlib/json/msgpack
+exception: see docs/file-format.md.
 """
 import datetime
 import hashlib
 import io
 import json
 import os
+import re
+import stat
 import tempfile
 import zipfile
 
-from .errors import ModelFileError
+from .errors import ModelFileError, UnsafeConfigError
 
 FORMAT = "fncompiler.model"
 FORMAT_VERSION = "1.0"
@@ -24,8 +30,13 @@ LIMITS = {
     "file_bytes": 8 * 1024 ** 3,        # whole file
     "json_bytes": 64 * 1024 ** 2,       # config.json / metadata.json / hashes.json, decompressed
     "member_bytes": 8 * 1024 ** 3,      # any member, decompressed
-    "ratio": 200,                       # decompressed / compressed, for members over 1 MiB (zip bombs)
-    "json_depth": 64,
+    "ratio": 200,                       # decompressed / compressed, for members over `ratio_min_bytes` (zip bombs)
+    "ratio_min_bytes": 1024 ** 2,
+    "central_directory_bytes": 1024 ** 2,  # the zip's table of contents
+    "json_depth": 64,                   # nesting of JSON objects/arrays
+    "json_containers": 4_000_000,       # JSON objects + arrays in one member (memory of the parsed tree)
+    "layers": 100_000,                  # layer entries in a model config, nested models included
+    "nodes": 100_000,                   # layer calls (inbound nodes) in a model config, nested models included
 }
 
 
@@ -36,13 +47,32 @@ def metadata():
             "jax_version": jax.__version__, "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat()}
 
 
+# -- writing ---------------------------------------------------------------------------------------
+def _new_file_mode(path):
+    """The mode the file would get from open(): the old file's mode when overwriting, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path, members):
-    """Write {name: bytes} as a zip at `path`: temp file in the same folder, fsync, rename."""
+    """Write {name: bytes} as a zip at `path`: temp file in the same folder, fsync, rename.
+
+    Either the whole new file is at `path` afterwards or (on any error, including KeyboardInterrupt) the old file
+    is untouched and the temp file is removed.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Cannot save to {path!r}: folder {folder!r} does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Cannot save to {path!r}: it is a directory. Pass a file path, e.g. 'model.fnc'.")
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".fncompiler", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -52,90 +82,200 @@ def atomic_write(path, members):
                 zf.writestr("hashes.json", json.dumps(hashes, indent=1))
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_folder(folder)
 
 
-def _depth(obj, limit, level=0):
-    if level > limit:
-        raise ModelFileError(f"JSON nesting deeper than {limit} levels: refusing the file.")
-    if isinstance(obj, dict):
-        for v in obj.values():
-            _depth(v, limit, level + 1)
-    elif isinstance(obj, list):
-        for v in obj:
-            _depth(v, limit, level + 1)
+def _fsync_folder(folder):
+    """Make the rename durable (POSIX); best effort elsewhere."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_member_name(name, path):
+    """Refuse member names that are paths out of the archive (zip-slip), whatever else the file holds."""
+    parts = re.split(r"[/\\]", name)
+    if name.startswith(("/", "\\")) or _DRIVE.match(name):
+        raise UnsafeConfigError(f"{path!r} contains a member with an absolute path, {name!r}: refusing the file "
+                                "(a model file's members are plain names such as 'config.json').")
+    if ".." in parts:
+        raise UnsafeConfigError(f"{path!r} contains a member whose path climbs out of the archive, {name!r}: "
+                                "refusing the file (a model file's members are plain names such as 'config.json').")
+    if "\x00" in name:
+        raise UnsafeConfigError(f"{path!r} contains a member name with a NUL byte, {name!r}: refusing the file.")
+
+
+def _check_central_directory(fh, path):
+    """Before zipfile parses the table of contents: bound its size and entry count (cheap to check, and a
+    crafted table with millions of entries would otherwise cost memory and time)."""
+    end_rec_data = getattr(zipfile, "_EndRecData", None)
+    if end_rec_data is None:  # pragma: no cover - private API of CPython's zipfile; other checks still apply
+        return
+    try:
+        endrec = end_rec_data(fh)
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged tail does, it is not a model file
+        raise ModelFileError(f"{path!r} is not a fncompiler model file (damaged zip directory): {exc}") from exc
+    if not endrec:
+        raise ModelFileError(f"{path!r} is not a fncompiler model file (not a zip archive, or truncated).")
+    entries, size = endrec[zipfile._ECD_ENTRIES_TOTAL], endrec[zipfile._ECD_SIZE]
+    if entries > len(MEMBERS):
+        raise ModelFileError(f"{path!r} has {entries} members; a model file has at most {len(MEMBERS)}.")
+    if size > LIMITS["central_directory_bytes"]:
+        raise ModelFileError(f"{path!r} has a {size}-byte zip directory, over the "
+                             f"{LIMITS['central_directory_bytes']} byte limit.")
+
+
+def _read_member(zf, info, path):
+    name = info.filename
+    limit = LIMITS["json_bytes"] if name.endswith(".json") else LIMITS["member_bytes"]
+    if info.file_size > limit:
+        raise ModelFileError(f"Member {name!r} of {path!r} declares {info.file_size} bytes, over the {limit} byte "
+                             "limit.")
+    if info.file_size > LIMITS["ratio_min_bytes"] and info.compress_size * LIMITS["ratio"] < info.file_size:
+        raise ModelFileError(f"Member {name!r} of {path!r} would expand {info.file_size / max(info.compress_size, 1):.0f}"
+                             f"x (declared {info.file_size} bytes from {info.compress_size}): refusing a likely zip "
+                             f"bomb (the limit is {LIMITS['ratio']}x).")
+    try:
+        with zf.open(info) as fh:
+            data = fh.read(limit + 1)
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError...
+        raise ModelFileError(f"Member {name!r} of {path!r} is corrupt or truncated: {type(exc).__name__}: {exc}") \
+            from exc
+    if len(data) > limit or len(data) != info.file_size:
+        raise ModelFileError(f"Member {name!r} of {path!r} does not match its declared size.")
+    return data
 
 
 def read_members(path, required=("metadata.json", "config.json", "weights.msgpack")):
-    """Read and check the file's members into memory; raise ModelFileError/OSError with a clear message."""
+    """Read and check the file's members into memory; raise ModelFileError/OSError with a clear message.
+
+    Order of checks: the file exists and is not too large; the zip directory is small; member names are plain
+    (no '..', no absolute paths) and unique; metadata.json is read first and its format version checked (so a
+    newer file says so rather than failing on a member this version does not know); then only known members,
+    each within its size and compression-ratio limits; then sha256 of every member against hashes.json.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No model file at {path!r}.")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path!r} is a directory, not a fncompiler model file.")
     size = os.path.getsize(path)
     if size > LIMITS["file_bytes"]:
         raise ModelFileError(f"{path!r} is {size} bytes, over the {LIMITS['file_bytes']} byte limit.")
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ModelFileError(f"{path!r} is not a fncompiler model file (not a zip archive, or truncated): {exc}") from exc
     members = {}
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > len(MEMBERS):
-            raise ModelFileError(f"{path!r} has {len(infos)} members; a model file has at most {len(MEMBERS)}.")
-        for info in infos:
-            name = info.filename
-            if name not in MEMBERS:
-                raise ModelFileError(f"{path!r} contains an unexpected member {name!r}; allowed: {MEMBERS}.")
-            limit = LIMITS["json_bytes"] if name.endswith(".json") else LIMITS["member_bytes"]
-            if info.file_size > limit:
-                raise ModelFileError(f"Member {name!r} declares {info.file_size} bytes, over the {limit} limit.")
-            if info.file_size > 2 ** 20 and info.compress_size * LIMITS["ratio"] < info.file_size:
-                raise ModelFileError(f"Member {name!r} expands {info.file_size / max(info.compress_size, 1):.0f}x: "
-                                     "refusing a likely zip bomb.")
-            try:
-                with zf.open(info) as fh:
-                    data = fh.read(limit + 1)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-                raise ModelFileError(f"Member {name!r} of {path!r} is corrupt or truncated: {exc}") from exc
-            if len(data) > limit or len(data) != info.file_size:
-                raise ModelFileError(f"Member {name!r} of {path!r} does not match its declared size.")
-            members[name] = data
-    for name in required:
+    with open(path, "rb") as raw:
+        _check_central_directory(raw, path)
+        raw.seek(0)
+        try:
+            zf = zipfile.ZipFile(raw)
+        except Exception as exc:  # noqa: BLE001 - BadZipFile, OSError, ValueError, EOFError, struct.error...
+            raise ModelFileError(f"{path!r} is not a fncompiler model file (not a zip archive, or truncated): "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        with zf:
+            infos = zf.infolist()
+            names = [info.filename for info in infos]
+            for name in names:
+                check_member_name(name, path)
+            if len(set(names)) != len(names):
+                dup = sorted({n for n in names if names.count(n) > 1})
+                raise ModelFileError(f"{path!r} holds more than one member named {dup}: refusing an ambiguous file.")
+            by_name = {info.filename: info for info in infos}
+            if "metadata.json" in by_name:
+                members["metadata.json"] = _read_member(zf, by_name["metadata.json"], path)
+                check_metadata(parse_json(members["metadata.json"], "metadata.json"), path)
+            if len(infos) > len(MEMBERS):
+                raise ModelFileError(f"{path!r} has {len(infos)} members; a model file has at most {len(MEMBERS)}.")
+            for name in names:
+                if name not in MEMBERS:
+                    raise ModelFileError(f"{path!r} contains an unexpected member {name!r}; a model file holds only "
+                                         f"{', '.join(MEMBERS)}.")
+            for info in infos:
+                if info.filename not in members:
+                    members[info.filename] = _read_member(zf, info, path)
+    for name in tuple(required) + ("metadata.json", "hashes.json"):
         if name not in members:
             raise ModelFileError(f"{path!r} is missing {name!r}: not a complete fncompiler model file.")
-    if "hashes.json" in members:
-        hashes = parse_json(members["hashes.json"], "hashes.json")
-        for name, data in members.items():
-            if name == "hashes.json":
-                continue
-            if not isinstance(hashes, dict) or hashes.get(name) != hashlib.sha256(data).hexdigest():
-                raise ModelFileError(f"Member {name!r} of {path!r} does not match its recorded sha256: the file is "
-                                     "corrupt or was modified.")
+    hashes = parse_json(members["hashes.json"], "hashes.json")
+    if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+        raise ModelFileError(f"hashes.json of {path!r} must map member names to sha256 hex digests.")
+    for name in hashes:
+        if name not in members or name == "hashes.json":
+            raise ModelFileError(f"hashes.json of {path!r} lists {name!r}, which the file does not hold: the file is "
+                                 "incomplete or was modified.")
+    for name, data in members.items():
+        if name == "hashes.json":
+            continue
+        if hashes.get(name) != hashlib.sha256(data).hexdigest():
+            raise ModelFileError(f"Member {name!r} of {path!r} does not match its recorded sha256: the file is "
+                                 "corrupt or was modified.")
     return members
 
 
+def _check_json_tree(obj, limit):
+    """Depth of nested containers, iteratively (a deep tree cannot exhaust the stack here)."""
+    stack = [(obj, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if level >= limit:
+            raise ModelFileError(f"JSON nesting deeper than {limit} levels: refusing the file.")
+        stack.extend((child, level + 1) for child in children)
+
+
 def parse_json(data, name):
+    if data.count(b"{") + data.count(b"[") > LIMITS["json_containers"]:
+        raise ModelFileError(f"{name} holds more than {LIMITS['json_containers']} JSON objects/arrays: refusing "
+                             "the file.")
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFileError(f"{name} is not valid JSON: {exc}") from exc
-    _depth(obj, LIMITS["json_depth"])
+    except (UnicodeDecodeError, ValueError, RecursionError, MemoryError) as exc:
+        # ValueError covers json.JSONDecodeError and integers longer than Python's digit limit.
+        raise ModelFileError(f"{name} is not valid JSON: {type(exc).__name__}: {exc}") from exc
+    _check_json_tree(obj, LIMITS["json_depth"])
     return obj
 
 
-def check_metadata(meta):
+def check_metadata(meta, path="the file"):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"Not a fncompiler model file (metadata format is {meta.get('format') if isinstance(meta, dict) else meta!r}).")
-    version = str(meta.get("format_version", "0"))
-    major = version.split(".")[0]
-    if major != FORMAT_VERSION.split(".")[0]:
-        raise ModelFileError(f"This file uses format version {version}, but this fncompiler reads version "
-                             f"{FORMAT_VERSION.split('.')[0]}.x. Upgrade fncompiler to load it.")
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelFileError(f"{path!r} is not a fncompiler model file (metadata.json names format {found!r}, "
+                             f"expected {FORMAT!r}).")
+    if "safe_mode" in meta:
+        raise UnsafeConfigError("metadata.json asks to set safe_mode: a model file cannot change how it is loaded.")
+    version = meta.get("format_version")
+    if not isinstance(version, str) or not re.fullmatch(r"\d{1,6}(\.\d{1,6})*", version):
+        raise ModelFileError(f"{path!r} has an invalid format_version {version!r} in metadata.json (expected "
+                             "'MAJOR.MINOR', e.g. '1.0').")
+    major = int(version.split(".")[0])
+    ours = int(FORMAT_VERSION.split(".")[0])
+    if major > ours:
+        raise ModelFileError(f"{path!r} uses file format version {version}, which is newer than this fncompiler "
+                             f"reads ({ours}.x): it was written by a newer fncompiler. Upgrade fncompiler to load it.")
+    if major < ours:
+        raise ModelFileError(f"{path!r} uses file format version {version}, older than this fncompiler reads "
+                             f"({ours}.x).")
 
 
 def to_bytes_io(data):

@@ -1,7 +1,7 @@
 """A functional model's config (Keras 3's layout: layers with inbound_nodes, input/output layers) and back."""
 import jax
 
-from ..symbolic import Slot, SymbolicTensor, is_symbolic
+from ..symbolic import Slot, is_symbolic
 from . import serialization
 from .errors import ModelFileError
 
@@ -75,81 +75,155 @@ def serialize_functional(model):
             "input_layers": struct(model._inputs_struct), "output_layers": struct(model._outputs_struct)}
 
 
-def _decode_arg(value, tensors):
-    if isinstance(value, dict):
-        cls = value.get("class_name")
-        if cls == _TENSOR:
-            hist = tuple(value["config"]["keras_history"])
-            if hist not in tensors:
-                raise _NotReady(hist)
-            return tensors[hist]
-        if cls == "__slice__":
-            return slice(*value["config"]["value"])
-        if cls == "__ellipsis__":
-            return Ellipsis
-        if cls == "__tuple__":
-            return tuple(_decode_arg(v, tensors) for v in value["config"]["value"])
-        return {k: _decode_arg(v, tensors) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_arg(v, tensors) for v in value]
-    return value
-
-
-class _NotReady(Exception):
-    pass
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _is_ref(x):
-    return isinstance(x, list) and len(x) == 3 and isinstance(x[0], str) and all(isinstance(i, int) for i in x[1:])
+    return isinstance(x, list) and len(x) == 3 and isinstance(x[0], str) and _is_int(x[1]) and _is_int(x[2])
+
+
+def _tensor_ref(value, where):
+    cfg = value.get("config")
+    hist = cfg.get("keras_history") if isinstance(cfg, dict) else None
+    if not _is_ref(hist):
+        raise ModelFileError(f"{where}: a tensor reference needs config.keras_history = [layer name, node index, "
+                             f"tensor index]; received {hist!r}.")
+    return tuple(hist)
+
+
+def _refs(value, where, out):
+    """Collect the (layer name, node index, tensor index) of every tensor a call argument reads."""
+    if isinstance(value, dict):
+        if value.get("class_name") == _TENSOR:
+            out.append(_tensor_ref(value, where))
+            return out
+        for v in value.values():
+            _refs(v, where, out)
+    elif isinstance(value, list):
+        for v in value:
+            _refs(v, where, out)
+    return out
+
+
+def _decode_arg(value, tensors, where):
+    if isinstance(value, dict):
+        cls = value.get("class_name")
+        if cls == _TENSOR:
+            hist = _tensor_ref(value, where)
+            if hist not in tensors:
+                raise ModelFileError(f"{where} reads tensor {list(hist)}, which that call does not produce.")
+            return tensors[hist]
+        if cls == "__slice__":
+            parts = value.get("config", {}).get("value") if isinstance(value.get("config"), dict) else None
+            if not (isinstance(parts, list) and len(parts) == 3 and all(p is None or _is_int(p) for p in parts)):
+                raise ModelFileError(f"{where}: invalid slice {value!r}.")
+            return slice(*parts)
+        if cls == "__ellipsis__":
+            return Ellipsis
+        if cls == "__tuple__":
+            items = value.get("config", {}).get("value") if isinstance(value.get("config"), dict) else None
+            if not isinstance(items, list):
+                raise ModelFileError(f"{where}: invalid tuple {value!r}.")
+            return tuple(_decode_arg(v, tensors, where) for v in items)
+        return {k: _decode_arg(v, tensors, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_arg(v, tensors, where) for v in value]
+    return value
+
+
+def _map_struct(struct, lookup, what):
+    """input_layers/output_layers: a ref, or lists/dicts of refs (Keras's layout)."""
+    if _is_ref(struct):
+        return lookup(struct)
+    if isinstance(struct, list) and struct:
+        return [_map_struct(s, lookup, what) for s in struct]
+    if isinstance(struct, dict) and struct:
+        return {k: _map_struct(v, lookup, what) for k, v in struct.items()}
+    raise ModelFileError(f"The model config's {what} must be [layer name, node index, tensor index] references "
+                         f"(or lists/dicts of them); found {struct!r}.")
 
 
 def deserialize_functional(config, custom_objects=None, cls=None, safe_mode=True):
+    """Rebuild a functional model: make each layer, then replay the recorded calls in dependency order.
+
+    A call (layer L, node k) runs once every tensor it reads exists and L's calls 0..k-1 have run (a shared
+    layer's nodes keep their order). Kahn's algorithm: linear in the number of calls, whatever order the file
+    lists them in; a cycle or a reference to a call that does not exist is a ModelFileError.
+    """
+    import heapq
     from ..layers.input_layer import InputLayer
     from ..models.functional import Functional
+    from .file_format import LIMITS
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise ModelFileError("A functional model config needs a 'layers' list.")
-    layers, pending = {}, []
-    tensors = {}
+    if len(config["layers"]) > LIMITS["layers"]:
+        raise ModelFileError(f"The model config has {len(config['layers'])} layers, over the {LIMITS['layers']} "
+                             "limit.")
+    layers, tensors, calls = {}, {}, []
+    done = set()          # (layer name, node index) of calls that have run (Input layers: (name, 0))
     for entry in config["layers"]:
         if not isinstance(entry, dict):
             raise ModelFileError("Each entry of 'layers' must be a dict.")
+        nodes = entry.get("inbound_nodes", [])
+        if not isinstance(nodes, list):
+            raise ModelFileError(f"'inbound_nodes' of layer {entry.get('name')!r} must be a list.")
         layer = serialization.deserialize_object(entry, custom_objects=custom_objects, safe_mode=safe_mode)
         name = entry.get("name", getattr(layer, "name", None))
+        if not isinstance(name, str):
+            raise ModelFileError(f"Layer names must be strings; received {name!r}.")
         if name in layers:
             raise ModelFileError(f"Layer name {name!r} appears twice in the model config.")
         layers[name] = layer
         if isinstance(layer, InputLayer):
+            if nodes:
+                raise ModelFileError(f"Input layer {name!r} cannot have inbound nodes.")
             tensors[(name, 0, 0)] = layer.output
-        for node_cfg in entry.get("inbound_nodes", []):
-            pending.append((name, layer, node_cfg))
-    counts = {}
-    # Replay the calls: a call runs once all the tensors it reads exist (shared layers: in order).
-    progress = True
-    while pending and progress:
-        progress = False
-        remaining = []
-        blocked = set()
-        for name, layer, node_cfg in pending:
-            if name in blocked:
-                remaining.append((name, layer, node_cfg))
+            done.add((name, 0))
+        for k, node_cfg in enumerate(nodes):
+            where = f"Call {k} of layer {name!r}"
+            if not isinstance(node_cfg, dict) or not isinstance(node_cfg.get("args", []), list) or \
+                    not isinstance(node_cfg.get("kwargs", {}), dict):
+                raise ModelFileError(f"{where}: an inbound node must be {{'args': [...], 'kwargs': {{...}}}}.")
+            calls.append((name, k, layer, node_cfg, where))
+            if len(calls) > LIMITS["nodes"]:
+                raise ModelFileError(f"The model config has more than {LIMITS['nodes']} layer calls.")
+    index = {(c[0], c[1]): i for i, c in enumerate(calls)}
+    waiting_on = [0] * len(calls)
+    dependents = [[] for _ in calls]
+    for i, (name, k, _, node_cfg, where) in enumerate(calls):
+        needs = {(r[0], r[1]) for r in _refs([node_cfg.get("args", []), node_cfg.get("kwargs", {})], where, [])}
+        if k > 0:
+            needs.add((name, k - 1))
+        for dep in needs:
+            if dep in done:
                 continue
-            try:
-                args = [_decode_arg(a, tensors) for a in node_cfg.get("args", [])]
-                kwargs = {k: _decode_arg(v, tensors) for k, v in node_cfg.get("kwargs", {}).items()}
-            except _NotReady:
-                remaining.append((name, layer, node_cfg))
-                blocked.add(name)
-                continue
-            out = layer(*args, **kwargs)
-            k = counts.get(name, 0)
-            counts[name] = k + 1
-            for i, t in enumerate(x for x in jax.tree_util.tree_leaves(out) if is_symbolic(x)):
-                tensors[(name, k, i)] = t
-            progress = True
-        pending = remaining
-    if pending:
-        raise ModelFileError(f"The model config's graph cannot be rebuilt: calls of {sorted({p[0] for p in pending})} "
-                             "read tensors that no layer produces (or form a cycle).")
+            j = index.get(dep)
+            if j is None:
+                raise ModelFileError(f"{where} reads a tensor of layer {dep[0]!r} node {dep[1]}, which the model "
+                                     "config does not define.")
+            waiting_on[i] += 1
+            dependents[j].append(i)
+    ready = [i for i, n in enumerate(waiting_on) if n == 0]
+    heapq.heapify(ready)
+    ran = 0
+    while ready:
+        i = heapq.heappop(ready)
+        name, k, layer, node_cfg, where = calls[i]
+        args = [_decode_arg(a, tensors, where) for a in node_cfg.get("args", [])]
+        kwargs = {key: _decode_arg(v, tensors, where) for key, v in node_cfg.get("kwargs", {}).items()}
+        out = layer(*args, **kwargs)
+        for t_i, t in enumerate(x for x in jax.tree_util.tree_leaves(out) if is_symbolic(x)):
+            tensors[(name, k, t_i)] = t
+        ran += 1
+        for j in dependents[i]:
+            waiting_on[j] -= 1
+            if waiting_on[j] == 0:
+                heapq.heappush(ready, j)
+    if ran < len(calls):
+        stuck = sorted({c[0] for c, n in zip(calls, waiting_on) if n > 0})
+        raise ModelFileError(f"The model config's graph cannot be rebuilt: the calls of {stuck} depend on each other "
+                             "in a cycle.")
 
     def lookup(ref):
         key = tuple(ref)
@@ -157,17 +231,25 @@ def deserialize_functional(config, custom_objects=None, cls=None, safe_mode=True
             raise ModelFileError(f"The model config names output/input {ref}, which no layer produces.")
         return tensors[key]
 
-    inputs = jax.tree_util.tree_map(lookup, config["input_layers"], is_leaf=_is_ref)
-    outputs = jax.tree_util.tree_map(lookup, config["output_layers"], is_leaf=_is_ref)
+    if "input_layers" not in config or "output_layers" not in config:
+        raise ModelFileError("A functional model config needs 'input_layers' and 'output_layers'.")
+    inputs = _map_struct(config["input_layers"], lookup, "input_layers")
+    outputs = _map_struct(config["output_layers"], lookup, "output_layers")
     # A single input/output saved as [[name, 0, 0]] is a list of one: unwrap like Keras does.
     if isinstance(inputs, list) and len(inputs) == 1 and not isinstance(inputs[0], (list, dict)):
         inputs = inputs[0]
     if isinstance(outputs, list) and len(outputs) == 1 and not isinstance(outputs[0], (list, dict)):
         outputs = outputs[0]
-    target = cls if cls is not None and issubclass(cls, Functional) else Functional
+    name = config.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ModelFileError(f"The model name must be a string; received {name!r}.")
+    trainable = config.get("trainable", True)
+    if not isinstance(trainable, bool):
+        raise ModelFileError(f"'trainable' must be true or false; received {trainable!r}.")
+    target = cls if isinstance(cls, type) and issubclass(cls, Functional) else Functional
     if target.__init__ is not Functional.__init__:
         target = Functional
-    return target(inputs, outputs, name=config.get("name"), trainable=config.get("trainable", True))
+    return target(inputs, outputs, name=name, trainable=trainable)
 
 
 def clone_model(model, input_tensors=None, clone_function=None):

@@ -1,9 +1,18 @@
-"""save_model / load_model / save_weights / load_weights over the zip file format (file_format.py)."""
+"""save_model / load_model / save_weights / load_weights over the zip file format (file_format.py).
+
+Loading is checked in layers, each before the next does any work: the zip (limits, names, hashes: file_format),
+the JSON (size, depth), the config's shape (no 'safe_mode' key, bounded numbers of layers and calls), the weights
+table (real numeric arrays: weights_io), then the layers are rebuilt through closed registries only
+(serialization.resolve_class) under an allocation budget equal to the weights the file really holds (guard.py).
+Whatever goes wrong surfaces as ModelFileError or UnsafeConfigError (both ValueErrors), or FileNotFoundError.
+"""
 import json
 import os
 
-from . import file_format, serialization, weights_io
-from .errors import ModelFileError
+from . import file_format, guard, serialization, weights_io
+from .errors import ModelFileError, UnsafeConfigError
+
+_TOP_LEVEL_KEYS = {"module", "class_name", "config", "registered_name", "build_config", "compile_config"}
 
 
 def _check_overwrite(path, overwrite):
@@ -32,23 +41,123 @@ def save_model(model, filepath, overwrite=True, **kwargs):
     file_format.atomic_write(filepath, members)
 
 
+def _scan_config(config):
+    """Before building anything: no 'safe_mode' key anywhere, and bounded numbers of layers and calls."""
+    layers = nodes = 0
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "safe_mode" in node:
+                raise UnsafeConfigError("The model config asks to set 'safe_mode': a model file cannot change how it "
+                                        "is loaded (and fncompiler never runs code from a file in any mode).")
+            if isinstance(node.get("layers"), list):
+                layers += len(node["layers"])
+            if isinstance(node.get("inbound_nodes"), list):
+                nodes += len(node["inbound_nodes"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    if layers > file_format.LIMITS["layers"]:
+        raise ModelFileError(f"The model config has {layers} layers, over the {file_format.LIMITS['layers']} limit.")
+    if nodes > file_format.LIMITS["nodes"]:
+        raise ModelFileError(f"The model config has {nodes} layer calls, over the {file_format.LIMITS['nodes']} "
+                             "limit.")
+
+
+def _compile_kwargs(config, custom_objects):
+    """model.compile(...) arguments from a saved compile config, resolving names through closed registries."""
+    from .. import losses as losses_lib
+    from .. import metrics as metrics_lib
+    from .. import optimizers as optimizers_lib
+    if not isinstance(config, dict):
+        raise ModelFileError("compile_config must be an object.")
+    custom = dict(custom_objects or {})
+
+    def leaf(get, deserialize):
+        def resolve(value):
+            if isinstance(value, str):
+                return custom.get(value, value)  # built-in names are resolved by compile() itself, in context
+            if isinstance(value, dict):
+                return deserialize(value, custom_objects=custom)
+            raise ModelFileError(f"compile_config: cannot interpret {value!r}.")
+        return resolve
+
+    def walk(value, resolve):
+        if value is None:
+            return None
+        if isinstance(value, dict) and "class_name" not in value:
+            return {k: walk(v, resolve) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, resolve) for v in value]
+        return resolve(value)
+
+    optimizer = config.get("optimizer", "rmsprop")
+    if isinstance(optimizer, dict):
+        optimizer = optimizers_lib.deserialize(optimizer, custom_objects=custom)
+    elif not isinstance(optimizer, str):
+        raise ModelFileError(f"compile_config: 'optimizer' must be a name or a config; received {optimizer!r}.")
+    kwargs = {
+        "optimizer": optimizer,
+        "loss": walk(config.get("loss"), leaf(losses_lib.get, losses_lib.deserialize)),
+        "loss_weights": config.get("loss_weights"),
+        "metrics": walk(config.get("metrics"), leaf(metrics_lib.get, metrics_lib.deserialize)),
+        "run_eagerly": config.get("run_eagerly", False),
+        "steps_per_execution": config.get("steps_per_execution", 1),
+        "jit_compile": config.get("jit_compile", "auto"),
+    }
+    if not isinstance(kwargs["run_eagerly"], bool):
+        raise ModelFileError("compile_config: 'run_eagerly' must be true or false.")
+    spe = kwargs["steps_per_execution"]
+    if not isinstance(spe, int) or isinstance(spe, bool) or not 1 <= spe <= 2 ** 31:
+        raise ModelFileError(f"compile_config: invalid 'steps_per_execution' {spe!r}.")
+    return kwargs
+
+
+def _wrap(what, path, fn, *args, **kwargs):
+    """Run one loading stage; anything but the project's own errors becomes ModelFileError naming the stage."""
+    try:
+        return fn(*args, **kwargs)
+    except (ModelFileError, UnsafeConfigError):
+        raise
+    except RecursionError as exc:
+        raise ModelFileError(f"{path!r}: {what} failed: the config nests too deeply.") from exc
+    except Exception as exc:  # noqa: BLE001 - a config the classes reject is a bad file, whatever they raise
+        raise ModelFileError(f"{path!r}: {what} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    members = file_format.read_members(filepath)
-    file_format.check_metadata(file_format.parse_json(members["metadata.json"], "metadata.json"))
+    """Rebuild a model saved with `save_model`. Refuses unknown classes, code and malformed files (see docs)."""
+    path = os.fspath(filepath)
+    members = file_format.read_members(path)
     config = file_format.parse_json(members["config.json"], "config.json")
     if not isinstance(config, dict):
-        raise ModelFileError("config.json must hold an object.")
+        raise ModelFileError(f"config.json of {path!r} must hold an object; found {type(config).__name__}.")
+    unknown = sorted(set(config) - _TOP_LEVEL_KEYS)
+    _scan_config(config)
+    if unknown:
+        raise ModelFileError(f"config.json of {path!r} has unknown top-level keys {unknown}.")
     compile_config = config.pop("compile_config", None)
-    model = serialization.deserialize_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
-    values = weights_io.read_weights(members["weights.msgpack"], model.weights)
+    table = weights_io.read_table(members["weights.msgpack"])
+
+    def build():
+        with guard.budget(table.num_elements):
+            return serialization.deserialize_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
+    model = _wrap("rebuilding the model from config.json", path, build)
+    from ..layers.layer import Layer
+    if not isinstance(model, Layer) or not hasattr(model, "compile"):
+        raise ModelFileError(f"config.json of {path!r} describes a {type(model).__name__}, not a model.")
+    values = _wrap("reading weights.msgpack", path, weights_io.match_weights, table, model.weights)
     for var, value in zip(model.weights, values):
         var.assign(value)
     if compile and compile_config:
-        from ..runtime.compile_config import CompileConfig
-        model.compile(**CompileConfig.kwargs_from_config(compile_config))
+        kwargs = _wrap("reading the compile config", path, _compile_kwargs, compile_config, custom_objects)
+        _wrap("compiling the loaded model", path, model.compile, **kwargs)
         if "optimizer.msgpack" in members:
-            target = model.optimizer.init([v.value for v in model.trainable_weights])
-            model._restored_opt_state = weights_io.read_state(members["optimizer.msgpack"], target)
+            def restore():
+                target = model.optimizer.init([v.value for v in model.trainable_weights])
+                return weights_io.read_state(members["optimizer.msgpack"], target)
+            model._restored_opt_state = _wrap("reading optimizer.msgpack", path, restore)
     return model
 
 
@@ -61,7 +170,6 @@ def save_weights(model, filepath, overwrite=True):
 
 def load_weights(model, filepath, skip_mismatch=False):
     members = file_format.read_members(filepath, required=("metadata.json", "weights.msgpack"))
-    file_format.check_metadata(file_format.parse_json(members["metadata.json"], "metadata.json"))
     values = weights_io.read_weights(members["weights.msgpack"], model.weights, skip_mismatch=skip_mismatch)
     for var, value in zip(model.weights, values):
         if value is not None:

@@ -4,7 +4,7 @@ No module path or callable named by a file is ever imported or called: a config'
 informational. Classes come from fncompiler's own layers and models, the caller's `custom_objects`, and
 classes registered with `register_serializable`.
 """
-from .errors import UnsafeConfigError
+from .errors import ModelFileError, UnsafeConfigError
 from . import object_registration
 
 
@@ -37,9 +37,13 @@ def serialize_object(obj):
 
 
 def resolve_class(class_name, registered_name=None, custom_objects=None):
+    """The class a config names: registered name or class name in custom_objects / the custom-object scope /
+    @register_serializable classes, then fncompiler's own layers and models. Nothing else, ever."""
     for name in (registered_name, class_name):
         if not name:
             continue
+        if not isinstance(name, str):
+            raise UnsafeConfigError(f"Class names in a model config must be strings; received {name!r}.")
         obj = object_registration.get_registered_object(name, custom_objects)
         if obj is not None:
             return obj
@@ -53,7 +57,48 @@ def resolve_class(class_name, registered_name=None, custom_objects=None):
         "imported by name from a file.")
 
 
+_LAMBDA_CODE_KEYS = ("code", "bytecode", "closure", "defaults", "function_type", "module")
+
+
+def _check_lambda_config(inner):
+    """Refuse a Lambda config that carries code (Keras's base64 marshal bytecode) instead of a function name."""
+    fn = inner.get("function")
+    name = inner.get("name")
+    carries_code = False
+    if isinstance(fn, dict):
+        fn_config = fn.get("config")
+        if fn.get("class_name") != "__lambda__" or not isinstance(fn_config, dict) or \
+                any(k in fn_config for k in _LAMBDA_CODE_KEYS):
+            carries_code = True
+    elif isinstance(fn, (list, tuple)):
+        carries_code = True  # Keras 2: [base64 bytecode, defaults, closure]
+    elif not isinstance(fn, str):
+        carries_code = True
+    if any(k in inner for k in ("function_type", "output_shape_type", "module")):
+        carries_code = True
+    if carries_code:
+        raise UnsafeConfigError(
+            f"Lambda layer {name!r}: its config gives the function as code (e.g. base64 marshal bytecode) or as a "
+            "module path, not by name. fncompiler never runs code from a model file: rebuild the layer in Python, or save the model "
+            "with fncompiler (which stores only the function's name) and pass the function with "
+            "custom_objects={name: fn}.")
+
+
+def _check_build_shape(shape, class_name):
+    def dims_ok(s):
+        return isinstance(s, list) and all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)
+                                           for d in s)
+    if dims_ok(shape) or (isinstance(shape, list) and shape and all(dims_ok(s) for s in shape)):
+        return
+    raise ModelFileError(f"The build_config of {class_name!r} has an invalid input_shape {shape!r}.")
+
+
 def deserialize_object(config, custom_objects=None, safe_mode=True):
+    """A layer or model from {"class_name", "config", "registered_name"?, "module"?, "build_config"?}.
+
+    Refuses (UnsafeConfigError) any class outside the registries and any Lambda carrying code; a config whose
+    values the class rejects raises ModelFileError (a ValueError) naming the class.
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise UnsafeConfigError(f"Expected a layer config with 'class_name' and 'config'; received "
                                 f"{type(config).__name__}.")
@@ -63,25 +108,38 @@ def deserialize_object(config, custom_objects=None, safe_mode=True):
     inner = config.get("config", {})
     if not isinstance(inner, dict):
         raise UnsafeConfigError(f"The config of {class_name!r} must be a dict; received {type(inner).__name__}.")
-    cls = resolve_class(class_name, config.get("registered_name"), custom_objects)
+    registered_name = config.get("registered_name")
+    if registered_name is not None and not isinstance(registered_name, str):
+        raise UnsafeConfigError(f"'registered_name' of {class_name!r} must be a string or null; received "
+                                f"{type(registered_name).__name__}.")
+    cls = resolve_class(class_name, registered_name, custom_objects)
     from ..layers.core import Lambda
+    from ..layers.layer import Layer
     from ..models.model import Model
-    if isinstance(cls, type) and issubclass(cls, Lambda):
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise UnsafeConfigError(f"The model config names {class_name!r} as a layer, but it resolves to "
+                                f"{type(cls).__name__} {getattr(cls, '__name__', cls)!r}, which is not a Layer "
+                                "class: refusing to call it.")
+    if issubclass(cls, Lambda):
+        _check_lambda_config(inner)
         return cls.from_config(inner, safe_mode=safe_mode, custom_objects=custom_objects)
-    if isinstance(cls, type) and issubclass(cls, Model):
-        obj = cls.from_config(inner, custom_objects=custom_objects)
-    else:
-        try:
+    try:
+        if issubclass(cls, Model):
+            obj = cls.from_config(inner, custom_objects=custom_objects)
+        else:
             obj = cls.from_config(inner)
-        except TypeError as exc:
-            raise ValueError(f"Could not rebuild {class_name!r} from its config: {exc}. If this is a custom class, "
+    except TypeError as exc:
+        raise ModelFileError(f"Could not rebuild {class_name!r} from its config: {exc}. If this is a custom class, "
                              "make sure get_config() returns every argument __init__ needs.") from exc
     build = config.get("build_config")
+    if build is not None and not isinstance(build, dict):
+        raise ModelFileError(f"The build_config of {class_name!r} must be a dict; received {type(build).__name__}.")
     if build and hasattr(obj, "build") and not getattr(obj, "built", True):
         shape = build.get("input_shape")
-        if isinstance(shape, list) and shape and isinstance(shape[0], list):
+        _check_build_shape(shape, class_name)
+        if shape and isinstance(shape[0], list):
             shape = [tuple(s) for s in shape]
-        elif isinstance(shape, list):
+        else:
             shape = tuple(shape)
         obj.build(shape)
         obj.built = True

@@ -29,7 +29,6 @@ import sys
 
 import numpy as np
 import rich.console
-import rich.markup
 import rich.table
 import rich.text
 

@@ -1,0 +1,293 @@
+"""Tests of fncompiler.utils.plot (plot_model / model_to_dot)."""
+import re
+import shutil
+import sys
+
+import pytest
+
+import fncompiler as keras
+from fncompiler import layers
+from fncompiler.utils import plot as plot_utils
+from fncompiler.utils import model_to_dot, plot_model
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's `dot` is not installed")
+
+
+def dot_nodes(dot):
+    """Names of the layer nodes of a pydot graph, clusters included (not the `node` defaults statement)."""
+    names = [n.get_name() for n in dot.get_nodes() if n.get_name() not in ("node", "edge", "graph")]
+    for sub in dot.get_subgraphs():
+        names += dot_nodes(sub)
+    return names
+
+
+def dot_edges(dot):
+    return [(e.get_source(), e.get_destination()) for e in dot.get_edges()]
+
+
+def labels(dot):
+    """{node name: label} over the whole graph."""
+    out = {}
+    for n in dot.get_nodes():
+        if n.get_name() not in ("node", "edge", "graph"):
+            out[n.get_name()] = n.get("label")
+    for sub in dot.get_subgraphs():
+        out.update(labels(sub))
+    return out
+
+
+def node_named(dot, layer_name):
+    found = [n for n, lab in labels(dot).items() if f"<b>{layer_name}</b>" in lab]
+    assert len(found) == 1, (layer_name, found)
+    return found[0]
+
+
+def mlp():
+    inputs = keras.Input(shape=(8,), name="digits")
+    x = layers.Dense(8, activation="relu", name="dense_a")(inputs)
+    x = layers.Dense(8, activation="relu", name="dense_b")(x)
+    return keras.Model(inputs, layers.Dense(4, name="logits")(x), name="mnist_model")
+
+
+def multi_io():
+    title = keras.Input(shape=(8,), name="title")
+    body = keras.Input(shape=(8,), name="body")
+    tags = keras.Input(shape=(4,), name="tags")
+    t = layers.Dense(8, name="title_features")(title)
+    b = layers.Dense(8, name="body_features")(body)
+    x = layers.concatenate([t, b, tags], name="concat")
+    priority = layers.Dense(1, name="priority")(x)
+    department = layers.Dense(4, name="department")(x)
+    return keras.Model([title, body, tags], [priority, department], name="ticket_classifier")
+
+
+def residual():
+    inputs = keras.Input(shape=(8,), name="img")
+    x = layers.Dense(8, activation="relu", name="block_1")(inputs)
+    x = layers.Dense(8, activation="relu", name="block_2")(x)
+    x = layers.add([x, inputs], name="skip")
+    y = layers.Dense(8, name="block_3")(x)
+    y = layers.add([y, x], name="skip_2")
+    return keras.Model(inputs, layers.Dense(4, name="head")(y), name="toy_resnet")
+
+
+# -- graph structure ------------------------------------------------------------------------------
+def test_multi_input_multi_output_nodes_and_edges():
+    model = multi_io()
+    dot = model_to_dot(model)
+    assert len(dot_nodes(dot)) == len(model.layers) == 8
+    edges = dot_edges(dot)
+    assert len(edges) == 7
+    concat = node_named(dot, "concat")
+    into_concat = {s for s, d in edges if d == concat}
+    assert into_concat == {node_named(dot, "title_features"), node_named(dot, "body_features"),
+                           node_named(dot, "tags")}
+    assert {d for s, d in edges if s == concat} == {node_named(dot, "priority"), node_named(dot, "department")}
+    source = dot.to_string()
+    assert source.count("->") == 7
+    assert "(InputLayer)" in source and "(Concatenate)" in source
+
+
+def test_residual_edges():
+    model = residual()
+    dot = model_to_dot(model)
+    assert len(dot_nodes(dot)) == 7
+    edges = set(dot_edges(dot))
+    assert len(dot_edges(dot)) == 8
+    n = {name: node_named(dot, name) for name in ("img", "block_1", "block_2", "skip", "block_3", "skip_2", "head")}
+    assert (n["img"], n["skip"]) in edges          # the skip connection
+    assert (n["skip"], n["skip_2"]) in edges
+    assert (n["block_3"], n["skip_2"]) in edges
+    assert (n["skip_2"], n["head"]) in edges
+
+
+def test_shared_layer_is_one_node_with_edges_from_each_call():
+    shared = layers.Dense(8, name="shared")
+    a = keras.Input(shape=(8,), name="a")
+    b = keras.Input(shape=(8,), name="b")
+    model = keras.Model([a, b], layers.add([shared(a), shared(b)], name="sum"), name="siamese")
+    dot = model_to_dot(model, show_shapes=True)
+    assert len(dot_nodes(dot)) == 4
+    s = node_named(dot, "shared")
+    edges = dot_edges(dot)
+    assert sorted(src for src, dst in edges if dst == s) == sorted([node_named(dot, "a"), node_named(dot, "b")])
+    assert (s, node_named(dot, "sum")) in edges and len(edges) == 3
+
+
+def test_show_shapes_dtype_activations_and_trainable_in_labels():
+    model = mlp()
+    model.get_layer("dense_b").trainable = False
+    plain = labels(model_to_dot(model))
+    assert not any("shape" in lab for lab in plain.values())
+    assert any("<b>dense_a</b> (Dense)" in lab for lab in plain.values())
+
+    dot = model_to_dot(model, show_shapes=True, show_dtype=True, show_layer_activations=True,
+                       show_trainable=True)
+    lab = labels(dot)
+    dense_a = lab[node_named(dot, "dense_a")]
+    assert "Input shape: <b>(None, 8)</b>" in dense_a
+    assert "Output shape: <b>(None, 8)</b>" in dense_a
+    assert "Output shape: <b>(None, 4)</b>" in lab[node_named(dot, "logits")]
+    assert "Output dtype: <b>float32</b>" in dense_a
+    assert "Activation: <b>relu</b>" in dense_a
+    assert ">Trainable<" in dense_a
+    assert "Non-trainable" in lab[node_named(dot, "dense_b")]
+    digits = lab[node_named(dot, "digits")]
+    assert "Output shape: <b>(None, 8)</b>" in digits and "Input shape" not in digits
+    assert "Trainable" not in digits  # no weights
+
+    names_off = labels(model_to_dot(model, show_layer_names=False))
+    assert not any("dense_a" in v for v in names_off.values())
+    assert sum("<b>Dense</b>" in v for v in names_off.values()) == 3
+
+
+def test_multi_input_shapes_are_listed():
+    dot = model_to_dot(multi_io(), show_shapes=True)
+    concat = labels(dot)[node_named(dot, "concat")]
+    assert "Input shape: <b>[(None, 8), (None, 8), (None, 4)]</b>" in concat
+    assert "Output shape: <b>(None, 20)</b>" in concat
+
+
+def test_rankdir_and_dpi():
+    source = model_to_dot(mlp(), rankdir="LR", dpi=96).to_string()
+    assert "rankdir=LR" in source and "dpi=96" in source
+    with pytest.raises(ValueError, match="rankdir"):
+        model_to_dot(mlp(), rankdir="sideways")
+    with pytest.raises(ValueError, match="Unrecognized"):
+        model_to_dot(mlp(), colour=True)
+
+
+def _nested():
+    enc_in = keras.Input(shape=(8,), name="enc_in")
+    encoder = keras.Model(enc_in, layers.Dense(4, name="code")(layers.Dense(8, name="enc_h")(enc_in)),
+                          name="encoder")
+    dec_in = keras.Input(shape=(4,), name="dec_in")
+    decoder = keras.Model(dec_in, layers.Dense(8, name="recon")(dec_in), name="decoder")
+    img = keras.Input(shape=(8,), name="img")
+    return keras.Model(img, decoder(encoder(img)), name="autoencoder")
+
+
+def test_nested_models_are_single_nodes_or_clusters():
+    model = _nested()
+    flat = model_to_dot(model)
+    assert len(dot_nodes(flat)) == 3 and not flat.get_subgraphs()
+    assert "(Functional)" in labels(flat)[node_named(flat, "encoder")]
+    assert len(dot_edges(flat)) == 2
+
+    dot = model_to_dot(model, expand_nested=True, show_shapes=True)
+    clusters = dot.get_subgraphs()
+    assert [c.get_name() for c in clusters] and all(c.get_name().startswith("cluster_") for c in clusters)
+    assert sorted(c.get("label").strip('"') for c in clusters) == ["decoder", "encoder"]
+    assert "subgraph cluster_" in dot.to_string()
+    assert len(dot_nodes(dot)) == 1 + 3 + 2  # img, encoder's 3 layers, decoder's 2
+    edges = set(dot_edges(dot))
+    n = {name: node_named(dot, name) for name in ("img", "enc_in", "enc_h", "code", "dec_in", "recon")}
+    assert edges == {(n["img"], n["enc_in"]), (n["enc_in"], n["enc_h"]), (n["enc_h"], n["code"]),
+                     (n["code"], n["dec_in"]), (n["dec_in"], n["recon"])}
+
+
+def test_expanded_nested_sequential_connects_to_its_first_layer():
+    seq = keras.Sequential([keras.Input(shape=(8,)), layers.Dense(8, name="s1"), layers.Dense(4, name="s2")],
+                           name="stack")
+    x = keras.Input(shape=(8,), name="x")
+    model = keras.Model(x, layers.Dense(1, name="out")(seq(x)), name="outer")
+    dot = model_to_dot(model, expand_nested=True)
+    n = {name: node_named(dot, name) for name in ("x", "s1", "s2", "out")}
+    assert set(dot_edges(dot)) == {(n["x"], n["s1"]), (n["s1"], n["s2"]), (n["s2"], n["out"])}
+
+
+def test_sequential_model():
+    model = keras.Sequential([keras.Input(shape=(8,)), layers.Dense(8, name="q1"), layers.Dense(4, name="q2")],
+                             name="seq")
+    dot = model_to_dot(model)
+    assert len(dot_nodes(dot)) == 2  # as Keras 3: Sequential.layers has no InputLayer
+    assert dot_edges(dot) == [(node_named(dot, "q1"), node_named(dot, "q2"))]
+    unbuilt = keras.Sequential([layers.Dense(3)], name="unbuilt")
+    with pytest.raises(ValueError, match="not yet been built"):
+        model_to_dot(unbuilt)
+
+
+# -- rendering ------------------------------------------------------------------------------------
+@needs_dot
+def test_plot_model_png(tmp_path):
+    path = tmp_path / "model.png"
+    assert plot_model(mlp(), str(path), show_shapes=True) is None
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 1000
+    noext = tmp_path / "model_noext"
+    plot_model(mlp(), noext)  # a path-like without extension: PNG
+    assert noext.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_dot
+def test_plot_model_svg_has_one_node_group_per_layer(tmp_path):
+    for model in (multi_io(), residual()):
+        path = tmp_path / f"{model.name}.svg"
+        plot_model(model, str(path), show_shapes=True, rankdir="LR")
+        svg = path.read_text()
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+        assert len(re.findall(r'<g id="node\d+" class="node">', svg)) == len(model.layers)
+        assert svg.count("<g id=\"node") == len(model.layers)
+        for layer in model.layers:
+            assert f">{layer.name}<" in svg
+
+
+@needs_dot
+def test_plot_model_pdf_and_expand_nested(tmp_path):
+    path = tmp_path / "nested.pdf"
+    plot_model(_nested(), str(path), expand_nested=True, show_shapes=True)
+    assert path.read_bytes()[:5] == b"%PDF-"
+    svg_path = tmp_path / "nested.svg"
+    plot_model(_nested(), str(svg_path), expand_nested=True)
+    svg = svg_path.read_text()
+    assert svg.count('class="cluster"') == 2
+    assert svg.count('<g id="node') == 6
+
+
+def test_plot_model_dot_source_needs_no_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setattr(plot_utils.shutil, "which", lambda name, *a, **k: None)
+    path = tmp_path / "model.dot"
+    assert plot_model(residual(), str(path)) is None
+    source = path.read_text()
+    assert source.startswith("digraph") and source.count("->") == 8
+
+
+def test_unknown_plot_kwargs_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="Unrecognized"):
+        plot_model(mlp(), str(tmp_path / "m.png"), colour=True)
+    with pytest.raises(ValueError, match="layer_range"):
+        plot_model(mlp(), str(tmp_path / "m.png"), layer_range=["a", "b"])
+
+
+# -- missing Graphviz / pydot ---------------------------------------------------------------------
+def test_missing_dot_program_raises_clear_oserror(tmp_path, monkeypatch):
+    monkeypatch.setattr(plot_utils.shutil, "which", lambda name, *a, **k: None)
+    path = tmp_path / "model.png"
+    with pytest.raises(plot_utils.GraphvizNotFoundError) as info:
+        plot_model(mlp(), str(path))
+    err = info.value
+    assert isinstance(err, OSError)
+    assert "`dot`" in str(err) and "apt-get install graphviz" in str(err) and "pip install pydot" in str(err)
+    assert not path.exists()
+
+
+def test_dot_missing_from_path_is_reported_too(tmp_path, monkeypatch):
+    # shutil.which is fooled but the program cannot be started: pydot's ENOENT error is translated
+    monkeypatch.setattr(plot_utils.shutil, "which", lambda name, *a, **k: "/usr/bin/dot")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(OSError, match="apt-get install graphviz") as info:
+        plot_model(mlp(), str(tmp_path / "model.svg"))
+    assert isinstance(info.value, plot_utils.GraphvizNotFoundError)
+
+
+def test_real_path_without_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(plot_utils.GraphvizNotFoundError, match="not found on PATH"):
+        plot_model(mlp(), str(tmp_path / "model.png"))
+
+
+def test_missing_pydot_raises_import_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pydot", None)
+    with pytest.raises(ImportError, match="pip install pydot"):
+        model_to_dot(mlp())
