@@ -1,8 +1,8 @@
 """Weight initializers with Keras 3's names, defaults and math."""
 import math
 
-import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .utils import random as random_utils
 
@@ -18,9 +18,35 @@ def _register(*names):
 
 
 def _key(seed):
+    """A NumPy generator: host-side sampling avoids compiling one XLA program per weight shape."""
     if seed is None:
         seed = random_utils.next_seed()
-    return jax.random.key(int(seed) % (2 ** 31))
+    return np.random.default_rng(int(seed) % (2 ** 63))
+
+
+def _normal(rng, shape):
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def _truncated_normal(rng, shape):
+    """Standard normal values redrawn until they fall within two standard deviations."""
+    out = rng.standard_normal(shape, dtype=np.float32)
+    bad = np.abs(out) > 2.0
+    while bad.any():
+        out[bad] = rng.standard_normal(int(bad.sum()), dtype=np.float32)
+        bad = np.abs(out) > 2.0
+    return out
+
+
+def _uniform(rng, shape, low, high):
+    out = rng.random(shape, dtype=np.float32)
+    out *= np.float32(high - low)
+    out += np.float32(low)
+    return out
+
+
+def _cast(x, dtype):
+    return jnp.asarray(x, dtype=dtype)
 
 
 class Initializer:
@@ -79,7 +105,7 @@ class RandomNormal(_Seeded):
         self.mean, self.stddev = mean, stddev
 
     def __call__(self, shape, dtype="float32"):
-        return self.mean + self.stddev * jax.random.normal(self._next_key(), shape, dtype)
+        return _cast(self.mean + self.stddev * _normal(self._next_key(), shape), dtype)
 
     def get_config(self):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
@@ -92,7 +118,7 @@ class RandomUniform(_Seeded):
         self.minval, self.maxval = minval, maxval
 
     def __call__(self, shape, dtype="float32"):
-        return jax.random.uniform(self._next_key(), shape, dtype, self.minval, self.maxval)
+        return _cast(_uniform(self._next_key(), shape, self.minval, self.maxval), dtype)
 
     def get_config(self):
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
@@ -105,7 +131,7 @@ class TruncatedNormal(_Seeded):
         self.mean, self.stddev = mean, stddev
 
     def __call__(self, shape, dtype="float32"):
-        return self.mean + self.stddev * jax.random.truncated_normal(self._next_key(), -2.0, 2.0, shape, dtype)
+        return _cast(self.mean + self.stddev * _truncated_normal(self._next_key(), shape), dtype)
 
     def get_config(self):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
@@ -142,11 +168,11 @@ class VarianceScaling(_Seeded):
         key = self._next_key()
         if self.distribution == "truncated_normal":
             stddev = math.sqrt(scale) / 0.87962566103423978
-            return stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+            return _cast(stddev * _truncated_normal(key, shape), dtype)
         if self.distribution == "untruncated_normal":
-            return math.sqrt(scale) * jax.random.normal(key, shape, dtype)
+            return _cast(math.sqrt(scale) * _normal(key, shape), dtype)
         limit = math.sqrt(3.0 * scale)
-        return jax.random.uniform(key, shape, dtype, -limit, limit)
+        return _cast(_uniform(key, shape, -limit, limit), dtype)
 
     def get_config(self):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
@@ -182,12 +208,12 @@ class Orthogonal(_Seeded):
         rows = math.prod(shape[:-1])
         cols = shape[-1]
         flat = (max(rows, cols), min(rows, cols))
-        a = jax.random.normal(self._next_key(), flat, "float32")
-        q, r = jnp.linalg.qr(a)
-        q = q * jnp.sign(jnp.diag(r))
+        a = _normal(self._next_key(), flat)
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
         if rows < cols:
             q = q.T
-        return (self.gain * q.reshape(shape)).astype(dtype)
+        return _cast(self.gain * q.reshape(shape), dtype)
 
     def get_config(self):
         return {"gain": self.gain, "seed": self.seed}

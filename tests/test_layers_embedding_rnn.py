@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import fncompiler as keras
 from fncompiler import layers as L
 
-B, T, F, U = 3, 5, 4, 6
+B, T, F, U = 3, 5, 8, 6
 ATOL = 3e-5
 
 
@@ -184,10 +184,9 @@ def test_ticket_model_parameter_counts():
 
 # ----------------------------------------------------------------------------- weights layout
 def test_recurrent_weight_shapes_names_and_order():
-    x = np.zeros((B, T, F), "float32")
     lstm, gru, gru0, rnn = L.LSTM(U), L.GRU(U), L.GRU(U, reset_after=False), L.SimpleRNN(U)
     for layer in (lstm, gru, gru0, rnn):
-        layer(x)
+        layer(keras.Input(shape=(None, F)))
     assert [(w.name, w.shape) for w in lstm.weights] == [
         ("kernel", (F, 4 * U)), ("recurrent_kernel", (U, 4 * U)), ("bias", (4 * U,))]
     assert [(w.name, w.shape) for w in gru.weights] == [
@@ -206,7 +205,7 @@ def test_recurrent_weight_shapes_names_and_order():
 
 def test_bidirectional_weights_forward_then_backward():
     bi = L.Bidirectional(L.LSTM(U, name="enc"))
-    bi(np.zeros((B, T, F), "float32"))
+    bi(keras.Input(shape=(T, F)))
     paths = [w.path for w in bi.weights]
     assert paths == [f"forward_enc/lstm_cell/{n}" for n in ("kernel", "recurrent_kernel", "bias")] + \
         [f"backward_enc/lstm_cell/{n}" for n in ("kernel", "recurrent_kernel", "bias")]
@@ -434,9 +433,9 @@ def test_rnn_gradients_match_reference(kind):
         out, _ = layer.stateless_call(tv, [], x, mask=mask)
         return jnp.sum(out * proj)
 
-    g_w, g_x = jax.grad(loss, argnums=(0, 1))(tv, jnp.asarray(x))
-    r_w, r_x = jax.grad(lambda ws, xx: _ref_loss(kind, ws, xx, mask, proj, go_backwards=kind == "gru"),
-                        argnums=(0, 1))(tv, jnp.asarray(x))
+    g_w, g_x = jax.jit(jax.grad(loss, argnums=(0, 1)))(tv, jnp.asarray(x))
+    r_w, r_x = jax.jit(jax.grad(lambda ws, xx: _ref_loss(kind, ws, xx, mask, proj, go_backwards=kind == "gru"),
+                                argnums=(0, 1)))(tv, jnp.asarray(x))
     for g, r in zip(g_w + [g_x], r_w + [r_x]):
         assert float(jnp.max(jnp.abs(r))) > 0
         np.testing.assert_allclose(np.asarray(g), np.asarray(r), atol=1e-4, rtol=1e-4)
@@ -454,9 +453,10 @@ def test_rnn_dropout_only_in_training():
     tv = [w_.value for w_ in layer.trainable_weights]
     infer, _ = layer.stateless_call(tv, [], x, training=False)
     np.testing.assert_allclose(np.asarray(infer), np.asarray(plain(x)), atol=1e-6)
-    t1, _ = layer.stateless_call(tv, [], x, training=True, rng=jax.random.key(1))
-    t1b, _ = layer.stateless_call(tv, [], x, training=True, rng=jax.random.key(1))
-    t2, _ = layer.stateless_call(tv, [], x, training=True, rng=jax.random.key(2))
+    train = jax.jit(lambda tv, x, key: layer.stateless_call(tv, [], x, training=True, rng=key)[0])
+    t1 = train(tv, x, jax.random.key(1))
+    t1b = train(tv, x, jax.random.key(1))
+    t2 = train(tv, x, jax.random.key(2))
     assert not np.allclose(np.asarray(t1), np.asarray(infer), atol=1e-3)
     np.testing.assert_array_equal(np.asarray(t1), np.asarray(t1b))
     assert not np.allclose(np.asarray(t1), np.asarray(t2), atol=1e-3)
@@ -464,17 +464,18 @@ def test_rnn_dropout_only_in_training():
 
 # ----------------------------------------------------------------------------- shapes and errors
 def test_symbolic_shapes_with_unknown_batch_and_time():
-    inp = keras.Input(shape=(None, 8))
-    seq = L.LSTM(4, return_sequences=True)(inp)
-    assert seq.shape == (None, None, 4) and seq.dtype == "float32"
-    out, h = L.GRU(5, return_state=True)(inp)
-    assert out.shape == (None, 5) and h.shape == (None, 5)
-    out, h, c = L.LSTM(3, return_state=True, return_sequences=True)(inp)
-    assert (out.shape, h.shape, c.shape) == ((None, None, 3), (None, 3), (None, 3))
-    assert L.Bidirectional(L.SimpleRNN(4, return_sequences=True))(inp).shape == (None, None, 8)
+    inp = keras.Input(shape=(None, F))
+    seq = L.LSTM(U, return_sequences=True)(inp)
+    assert seq.shape == (None, None, U) and seq.dtype == "float32"
+    out, h = L.GRU(U, return_state=True)(inp)
+    assert out.shape == (None, U) and h.shape == (None, U)
+    out, h, c = L.LSTM(U, return_state=True, return_sequences=True)(inp)
+    assert (out.shape, h.shape, c.shape) == ((None, None, U), (None, U), (None, U))
+    assert L.Bidirectional(L.SimpleRNN(U, return_sequences=True))(inp).shape == (None, None, 2 * U)
+    assert L.LSTM(U)(keras.Input(shape=(T, F), batch_size=2)).shape == (2, U)
     model = keras.Model(inp, seq)
-    assert model.predict(np.zeros((2, 7, 8), "float32"), verbose=0).shape == (2, 7, 4)
-    assert model.predict(np.zeros((3, 2, 8), "float32"), verbose=0).shape == (3, 2, 4)
+    assert model.predict(np.zeros((2, 7, F), "float32"), verbose=0).shape == (2, 7, U)
+    assert model.predict(np.zeros((3, 2, F), "float32"), verbose=0).shape == (3, 2, U)
 
 
 def test_bad_inputs_raise_at_graph_construction():
@@ -518,11 +519,11 @@ def test_recurrent_config_round_trip(make):
 def test_masked_lstm_model_trains():
     rng = np.random.default_rng(31)
     inp = keras.Input(shape=(None,), dtype="int32")
-    h = L.Bidirectional(L.LSTM(8))(L.Embedding(30, 8, mask_zero=True)(inp))
+    h = L.LSTM(U)(L.Embedding(30, F, mask_zero=True)(inp))
     model = keras.Model(inp, L.Dense(1)(h))
     model.compile(optimizer="adam", loss="mse")
     x = rng.integers(1, 30, size=(32, 6)).astype("int32")
     x[:, 4:] = 0
     y = (x[:, :1] > 15).astype("float32")
-    hist = model.fit(x, y, epochs=8, batch_size=16, verbose=0)
+    hist = model.fit(x, y, epochs=5, batch_size=32, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
