@@ -56,3 +56,20 @@ class StatelessScope:
 def current():
     stack = _stack()
     return stack[-1] if stack else None
+
+
+def lookup(variable):
+    """The value of `variable` in the innermost scope that maps it (None when no scope does)."""
+    for scope in reversed(_stack()):
+        value = scope.get(variable)
+        if value is not None:
+            return value
+    return None
+
+
+def owner(variable):
+    """The innermost scope that maps `variable` (where its assignments are recorded), or None."""
+    for scope in reversed(_stack()):
+        if id(variable) in scope.values:
+            return scope
+    return None

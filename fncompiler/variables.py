@@ -32,21 +32,19 @@ class Variable:
     # -- value access -------------------------------------------------------------------------
     @property
     def value(self):
-        scope = scope_lib.current()
-        if scope is not None:
-            v = scope.get(self)
-            if v is not None:
-                return v
-        return self._value
+        v = scope_lib.lookup(self)
+        return self._value if v is None else v
 
     def assign(self, value):
         value = jnp.asarray(value, dtype=self.dtype)
         if tuple(value.shape) != self.shape:
             raise ValueError(f"Cannot assign a value of shape {tuple(value.shape)} to variable {self.path!r} "
                              f"of shape {self.shape}.")
-        scope = scope_lib.current()
-        if scope is not None and id(self) in scope.values:
+        scope = scope_lib.owner(self)
+        if scope is not None:
             scope.assign(self, value)
+        elif isinstance(value, jax.core.Tracer):
+            return value   # a shape-inference trace outside any step: nothing to keep
         else:
             self._value = value
         return value

@@ -489,7 +489,8 @@ def test_depthwise_matches_reference(cls, spatial, kernel, strides, padding, dil
                  data_format=data_format)
     y = np.asarray(layer(x))
     dk, b = layer.get_weights()
-    assert [w.name for w in layer.weights] == ["depthwise_kernel", "bias"]
+    assert [w.name for w in layer.weights] == ["kernel", "bias"]      # Keras 3's names
+    assert layer.depthwise_kernel is layer.kernel
     assert dk.shape == tup(kernel, rank) + (c, dm) and b.shape == (c * dm,)
     ref = ref_depthwise(np, to_last(x, data_format), dk, tup(strides, rank), padding, tup(dilation, rank)) + b
     np.testing.assert_allclose(y, from_last(ref, data_format), atol=ATOL, rtol=1e-4)

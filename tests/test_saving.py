@@ -64,6 +64,7 @@ def small_model(units=3, name="small"):
 def saved_small(tmp_path):
     m = small_model()
     m.compile(optimizer="adam", loss="mse")
+    m.fit(rng_data(4, 4), rng_data(4, 2, seed=1), epochs=1, verbose=0)  # so the file has optimizer.msgpack
     path = tmp_path / "small.fnc"
     m.save(path)
     return m, path
@@ -409,6 +410,12 @@ def test_corrupt_member_and_hash_mismatch(tmp_path, saved_small):
     raw[at] ^= 0xFF
     (tmp_path / "s.fnc").write_bytes(bytes(raw))
     _assert_clean_error(tmp_path / "s.fnc", "corrupt")
+    # A member removed after saving, its hash still listed.
+    with zipfile.ZipFile(tmp_path / "r.fnc", "w") as zf:
+        for name, data in members.items():
+            if name != "optimizer.msgpack":
+                zf.writestr(name, data)
+    _assert_clean_error(tmp_path / "r.fnc", "lists 'optimizer.msgpack'")
     # Valid hashes, but the payload itself is not msgpack / not JSON.
     _assert_clean_error(write_zip(tmp_path / "w.fnc", {**members, "weights.msgpack": b"\xc1\xc1\xc1"}), "corrupt")
     _assert_clean_error(write_zip(tmp_path / "j.fnc", {**members, "config.json": b"{not json"}), "not valid JSON")

@@ -273,7 +273,8 @@ class MultiHeadAttention(Layer):
                              f"Received: value_shape={vs} and key_shape={ks}")
         if attention_mask is not None:
             am = tuple(attention_mask.shape)
-            want = (qs[0],) + qs[1:-1] + vs[1:-1]
+            want = tuple(d for i, d in enumerate(qs[:-1]) if i not in self._attn_axes) + \
+                tuple(qs[a] for a in self._attn_axes) + tuple(vs[a] for a in self._attn_axes)
             if len(am) > len(want) or any(a is not None and w is not None and a != w and a != 1
                                           for a, w in zip(am[::-1], want[::-1])):
                 raise ValueError(f"{who}: attention_mask of shape {am} cannot be broadcast to the attention "
@@ -281,11 +282,9 @@ class MultiHeadAttention(Layer):
         out_shape = qs[:-1] + (self._output_shape or (qs[-1],))
         out = SymbolicTensor(out_shape, self.compute_dtype)
         if return_attention_scores:
-            rank = len(qs) + 1
             batch_dims = [d for i, d in enumerate(qs[:-1]) if i not in self._attn_axes]
             scores_shape = tuple(batch_dims) + (self.num_heads,) + tuple(qs[a] for a in self._attn_axes) + \
                 tuple(vs[a] for a in self._attn_axes)
-            del rank
             return [out, SymbolicTensor(scores_shape, self.compute_dtype)]
         return out
 
@@ -336,6 +335,10 @@ class Attention(Layer):
                 raise ValueError(f"{name} accepts mask list of length 2 or 3. Received: mask={mask}.")
 
     def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or not input_shape or \
+                not all(isinstance(s, (list, tuple)) for s in input_shape):
+            raise ValueError(f"Layer {self.name!r} (Attention) must be called on a list of inputs, namely "
+                             f"[query, value] or [query, value, key]. Received one input of shape {input_shape}.")
         self._validate(input_shape)
         if self.use_scale:
             self.scale = self.add_weight(shape=(), name="scale", initializer="ones")

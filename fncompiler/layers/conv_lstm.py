@@ -259,6 +259,7 @@ class ConvLSTM(Layer):
             "kernel_regularizer": _ser(regularizers, self.kernel_regularizer),
             "recurrent_regularizer": _ser(regularizers, self.recurrent_regularizer),
             "bias_regularizer": _ser(regularizers, self.bias_regularizer),
+            "activity_regularizer": _ser(regularizers, self.activity_regularizer),
             "kernel_constraint": _ser(constraints, self.kernel_constraint),
             "recurrent_constraint": _ser(constraints, self.recurrent_constraint),
             "bias_constraint": _ser(constraints, self.bias_constraint),

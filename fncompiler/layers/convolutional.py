@@ -4,8 +4,8 @@ Weights have Keras 3's shapes, names and order, so weights trained in Keras load
 
 - ``Conv*D``: ``kernel`` ``(*kernel_size, in_channels // groups, filters)``, then ``bias`` ``(filters,)``;
 - ``Conv*DTranspose``: ``kernel`` ``(*kernel_size, filters, in_channels)``, then ``bias``;
-- ``DepthwiseConv*D``: ``depthwise_kernel`` ``(*kernel_size, in_channels, depth_multiplier)``, then ``bias``
-  ``(in_channels * depth_multiplier,)``;
+- ``DepthwiseConv*D``: ``kernel`` ``(*kernel_size, in_channels, depth_multiplier)`` (Keras 3's name; also
+  reachable as ``layer.depthwise_kernel``), then ``bias`` ``(in_channels * depth_multiplier,)``;
 - ``SeparableConv*D``: ``depthwise_kernel``, ``pointwise_kernel`` ``(1, ..., in * depth_multiplier, filters)``,
   then ``bias``.
 
@@ -264,6 +264,7 @@ class BaseConv(Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "kernel_regularizer": _ser(regularizers, self.kernel_regularizer),
             "bias_regularizer": _ser(regularizers, self.bias_regularizer),
+            "activity_regularizer": _ser(regularizers, self.activity_regularizer),
             "kernel_constraint": _ser(constraints, self.kernel_constraint),
             "bias_constraint": _ser(constraints, self.bias_constraint),
         })
@@ -392,6 +393,7 @@ class BaseConvTranspose(Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "kernel_regularizer": _ser(regularizers, self.kernel_regularizer),
             "bias_regularizer": _ser(regularizers, self.bias_regularizer),
+            "activity_regularizer": _ser(regularizers, self.activity_regularizer),
             "kernel_constraint": _ser(constraints, self.kernel_constraint),
             "bias_constraint": _ser(constraints, self.bias_constraint),
         })
@@ -463,16 +465,17 @@ class BaseDepthwiseConv(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        self.depthwise_kernel = None
+        self.kernel = None
         self.bias = None
         self.input_spec = InputSpec(ndim=rank + 2)
 
     def build(self, input_shape):
         channels = _input_channels(self, input_shape)
         self.compute_output_shape(input_shape)
-        self.depthwise_kernel = self.add_weight(
+        # Keras 3 names this weight "kernel" (Keras 2 called it "depthwise_kernel"; see the alias below).
+        self.kernel = self.add_weight(
             shape=self.kernel_size + (channels, self.depth_multiplier), initializer=self.depthwise_initializer,
-            regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint, name="depthwise_kernel")
+            regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint, name="kernel")
         if self.use_bias:
             self.bias = self.add_weight(shape=(channels * self.depth_multiplier,), initializer=self.bias_initializer,
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint,
@@ -480,8 +483,13 @@ class BaseDepthwiseConv(Layer):
         self.input_spec = InputSpec(ndim=self.rank + 2, axes={channel_axis(self.data_format): channels})
         self.built = True
 
+    @property
+    def depthwise_kernel(self):
+        """Keras 2's name of the (*kernel_size, in_channels, depth_multiplier) kernel."""
+        return self.kernel
+
     def call(self, inputs):
-        kernel = self.depthwise_kernel.value.astype(inputs.dtype)
+        kernel = self.kernel.value.astype(inputs.dtype)
         outputs = _depthwise(inputs, kernel, self.strides, self.padding, self.dilation_rate, self.data_format)
         if self.bias is not None:
             outputs = _add_bias(outputs, self.bias.value, self.rank, self.data_format)
@@ -508,6 +516,7 @@ class BaseDepthwiseConv(Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "depthwise_regularizer": _ser(regularizers, self.depthwise_regularizer),
             "bias_regularizer": _ser(regularizers, self.bias_regularizer),
+            "activity_regularizer": _ser(regularizers, self.activity_regularizer),
             "depthwise_constraint": _ser(constraints, self.depthwise_constraint),
             "bias_constraint": _ser(constraints, self.bias_constraint),
         })
@@ -624,6 +633,7 @@ class BaseSeparableConv(Layer):
             "depthwise_regularizer": _ser(regularizers, self.depthwise_regularizer),
             "pointwise_regularizer": _ser(regularizers, self.pointwise_regularizer),
             "bias_regularizer": _ser(regularizers, self.bias_regularizer),
+            "activity_regularizer": _ser(regularizers, self.activity_regularizer),
             "depthwise_constraint": _ser(constraints, self.depthwise_constraint),
             "pointwise_constraint": _ser(constraints, self.pointwise_constraint),
             "bias_constraint": _ser(constraints, self.bias_constraint),

@@ -394,6 +394,9 @@ class RNN(Layer):
             self.cell.built = True
             for w in self.cell.weights:
                 w.path = f"{self.name}/{self.cell.name}/{w.name}"
+        spec = self.input_spec
+        if spec is not None:   # later calls must bring the same number of features
+            self.input_spec = InputSpec(ndim=spec.ndim, min_ndim=spec.min_ndim, axes={-1: input_shape[-1]})
 
     def compute_output_shape(self, input_shape):
         batch, length = input_shape[0], input_shape[1]

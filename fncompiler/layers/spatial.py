@@ -190,9 +190,13 @@ class Cropping1D(_Cropping):
     """Crops (start, end) steps off the steps axis."""
     rank = 1
 
-    def __init__(self, cropping=(1, 1), data_format=None, **kwargs):
-        super().__init__(standardize_tuple(cropping, 2, "cropping", allow_zero=True), data_format=data_format,
-                         **kwargs)
+    def __init__(self, cropping=(1, 1), **kwargs):
+        super().__init__(standardize_tuple(cropping, 2, "cropping", allow_zero=True), data_format=None, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("data_format")
+        return config
 
 
 class Cropping2D(_Cropping):

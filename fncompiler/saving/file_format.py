@@ -33,6 +33,7 @@ LIMITS = {
     "ratio": 200,                       # decompressed / compressed, for members over `ratio_min_bytes` (zip bombs)
     "ratio_min_bytes": 1024 ** 2,
     "central_directory_bytes": 1024 ** 2,  # the zip's table of contents
+    "zip_entries": 64,                  # entries the table of contents may list before it is parsed at all
     "json_depth": 64,                   # nesting of JSON objects/arrays
     "json_containers": 4_000_000,       # JSON objects + arrays in one member (memory of the parsed tree)
     "layers": 100_000,                  # layer entries in a model config, nested models included
@@ -135,7 +136,7 @@ def _check_central_directory(fh, path):
     if not endrec:
         raise ModelFileError(f"{path!r} is not a fncompiler model file (not a zip archive, or truncated).")
     entries, size = endrec[zipfile._ECD_ENTRIES_TOTAL], endrec[zipfile._ECD_SIZE]
-    if entries > len(MEMBERS):
+    if entries > LIMITS["zip_entries"]:
         raise ModelFileError(f"{path!r} has {entries} members; a model file has at most {len(MEMBERS)}.")
     if size > LIMITS["central_directory_bytes"]:
         raise ModelFileError(f"{path!r} has a {size}-byte zip directory, over the "
@@ -200,8 +201,6 @@ def read_members(path, required=("metadata.json", "config.json", "weights.msgpac
             if "metadata.json" in by_name:
                 members["metadata.json"] = _read_member(zf, by_name["metadata.json"], path)
                 check_metadata(parse_json(members["metadata.json"], "metadata.json"), path)
-            if len(infos) > len(MEMBERS):
-                raise ModelFileError(f"{path!r} has {len(infos)} members; a model file has at most {len(MEMBERS)}.")
             for name in names:
                 if name not in MEMBERS:
                     raise ModelFileError(f"{path!r} contains an unexpected member {name!r}; a model file holds only "

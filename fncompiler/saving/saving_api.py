@@ -74,7 +74,7 @@ def _compile_kwargs(config, custom_objects):
         raise ModelFileError("compile_config must be an object.")
     custom = dict(custom_objects or {})
 
-    def leaf(get, deserialize):
+    def leaf(deserialize):
         def resolve(value):
             if isinstance(value, str):
                 return custom.get(value, value)  # built-in names are resolved by compile() itself, in context
@@ -99,9 +99,9 @@ def _compile_kwargs(config, custom_objects):
         raise ModelFileError(f"compile_config: 'optimizer' must be a name or a config; received {optimizer!r}.")
     kwargs = {
         "optimizer": optimizer,
-        "loss": walk(config.get("loss"), leaf(losses_lib.get, losses_lib.deserialize)),
+        "loss": walk(config.get("loss"), leaf(losses_lib.deserialize)),
         "loss_weights": config.get("loss_weights"),
-        "metrics": walk(config.get("metrics"), leaf(metrics_lib.get, metrics_lib.deserialize)),
+        "metrics": walk(config.get("metrics"), leaf(metrics_lib.deserialize)),
         "run_eagerly": config.get("run_eagerly", False),
         "steps_per_execution": config.get("steps_per_execution", 1),
         "jit_compile": config.get("jit_compile", "auto"),
@@ -133,10 +133,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     config = file_format.parse_json(members["config.json"], "config.json")
     if not isinstance(config, dict):
         raise ModelFileError(f"config.json of {path!r} must hold an object; found {type(config).__name__}.")
-    unknown = sorted(set(config) - _TOP_LEVEL_KEYS)
     _scan_config(config)
-    if unknown:
-        raise ModelFileError(f"config.json of {path!r} has unknown top-level keys {unknown}.")
+    # Keys this version does not know (a newer minor version's optional fields) are ignored: never read.
+    config = {k: v for k, v in config.items() if k in _TOP_LEVEL_KEYS}
     compile_config = config.pop("compile_config", None)
     table = weights_io.read_table(members["weights.msgpack"])
 

@@ -1,0 +1,33 @@
+"""Inference specialization: layers that only act in training become identities in eval/predict/export.
+
+Dropout and its variants, noise layers and activity regularization return their input when not
+training, so in these modes their nodes are removed and their readers read the input directly.
+BatchNormalization already uses its moving statistics there (training=False); see fold_batchnorm.
+"""
+from fncompiler import ir
+from .manager import Pass, PassResult, register
+from .rewrite import bypass
+
+TRAINING_ONLY = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+                 "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity"}
+
+
+def run(graph, ctx):
+    removed = []
+    for nid in list(graph.graph["order"]):
+        data = graph.nodes[nid]
+        if data["kind"] != "layer" or data["op"] not in TRAINING_ONLY:
+            continue
+        if graph.in_degree(nid) != 1 or len(data["output_specs"]) != 1:
+            continue
+        args, kwargs = data["arguments"]
+        if kwargs.get("training"):
+            continue  # the model asked for training behaviour explicitly
+        bypass(graph, nid)
+        removed.append(f"{nid} ({data['op']})")
+    report = f"removed {len(removed)} training-only nodes" + (f": {', '.join(removed)}" if removed else "")
+    return PassResult(graph, bool(removed), report)
+
+
+inference_specialization = register(Pass("inference_specialization", run, modes=("eval", "predict", "export"),
+                                         description=__doc__.splitlines()[0]))

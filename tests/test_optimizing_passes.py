@@ -1,0 +1,143 @@
+"""The optimizing passes: each rewrite keeps outputs (and train-mode gradients) equal, and changes what it says."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fncompiler as keras
+from fncompiler import ir, layers
+from fncompiler.layers.convolutional import Conv2D
+from fncompiler.passes import PassContext, PassManager
+
+
+def run_passes(model, names, mode="predict"):
+    return PassManager(["shape_inference"] + names, verify=True).run(model.graph, PassContext(mode))
+
+
+def forward(model, graph, xs, training=False):
+    from fncompiler.runtime import lowering
+    low = lowering.lower(graph, model)
+    tv = [v.value for v in low.trainable]
+    ntv = [v.value for v in low.non_trainable]
+    out, _, _ = low.forward(tv, ntv, [jnp.asarray(x) for x in xs], jax.random.key(0), training)
+    return [np.asarray(o) for o in out]
+
+
+def assert_same_outputs(model, before, after, xs, training=False):
+    for a, b in zip(forward(model, before, xs, training), forward(model, after, xs, training)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_inline_nested_models_keeps_values_and_names():
+    inner_in = keras.Input(shape=(4,), name="inner_in")
+    inner = keras.Model(inner_in, layers.Dense(3, name="proj")(inner_in), name="encoder")
+    x = keras.Input(shape=(4,), name="x")
+    out = layers.Dense(2, name="head")(inner(x))
+    model = keras.Model(x, out)
+    g, records, _ = run_passes(model, ["inline"])
+    assert "encoder" not in g and "encoder/proj" in g
+    assert g.nodes["encoder/proj"]["meta"]["inlined_from"] == "encoder"
+    assert ir.input_edges(g, "head") == [("encoder/proj", 0)]
+    assert records[-1].report == "inlined 1 nested models: encoder"
+    assert_same_outputs(model, model.graph, g, [np.random.rand(3, 4).astype("float32")])
+
+
+def test_inference_specialization_removes_dropout_only_outside_training():
+    x = keras.Input(shape=(5,), name="x")
+    out = layers.Dense(2, name="d")(layers.Dropout(0.5, name="drop")(x))
+    model = keras.Model(x, out)
+    g, records, _ = run_passes(model, ["inference_specialization"], mode="predict")
+    assert "drop" not in g and ir.input_edges(g, "d") == [("x", 0)]
+    assert_same_outputs(model, model.graph, g, [np.random.rand(3, 5).astype("float32")])
+    g, records, _ = run_passes(model, ["inference_specialization"], mode="train")
+    assert "drop" in g and len(records) == 1          # the pass does not run in train mode
+
+
+def test_dead_code_elimination_after_inlining_a_two_output_model():
+    i = keras.Input(shape=(3,), name="i")
+    two = keras.Model(i, [layers.Dense(2, name="a")(i), layers.Dense(2, name="b")(i)], name="two")
+    x = keras.Input(shape=(3,), name="x")
+    first, _ = two(x)
+    model = keras.Model(x, layers.Dense(1, name="out")(first))
+    g, records, _ = run_passes(model, ["inline", "dead_code_elimination"])
+    assert "two/a" in g and "two/b" not in g
+    assert records[-1].report == "removed 1 dead nodes: two/b"
+    assert_same_outputs(model, model.graph, g, [np.random.rand(2, 3).astype("float32")])
+
+
+def test_cse_merges_identical_calls_and_keeps_distinct_ones():
+    x = keras.Input(shape=(4,), name="x")
+    d = layers.Dense(3, name="d")
+    a1 = layers.Activation("relu", name="r1")(x)
+    a2 = layers.Activation("relu", name="r2")(x)       # same config, same input: merged
+    t = layers.Activation("tanh", name="t")(x)          # different config: kept
+    out = layers.concatenate([d(a1), d(a2), d(t)], name="cat")
+    model = keras.Model(x, out)
+    g, records, _ = run_passes(model, ["cse"])
+    assert "r2" not in g and "t" in g and "d:1" not in g and "d:2" in g
+    assert ir.input_edges(g, "cat") == [("d:0", 0), ("d:0", 0), ("d:2", 0)]
+    assert_same_outputs(model, model.graph, g, [np.random.randn(3, 4).astype("float32")])
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_fold_batchnorm_into_conv_matches_and_leaves_no_batchnorm(use_bias):
+    x = keras.Input(shape=(8, 8, 3), name="x")
+    h = Conv2D(4, 3, use_bias=use_bias, name="conv")(x)
+    h = layers.BatchNormalization(name="bn")(h)
+    h = layers.Activation("relu", name="act")(h)
+    out = layers.Dense(2, name="d")(layers.Flatten()(h))
+    model = keras.Model(x, out)
+    bn = model.get_layer("bn")
+    rng = np.random.default_rng(0)
+    bn.set_weights([rng.random(4) + 0.5, rng.random(4), rng.random(4), rng.random(4) + 0.5])
+    g, records, _ = run_passes(model, ["fold_batchnorm"])
+    assert ir.count_ops(g)["BatchNormalization"] == 0 and ir.count_ops(g)["FoldedBatchNorm"] == 1
+    assert "folded 1 BatchNormalization: bn into conv" in records[-1].report
+    assert_same_outputs(model, model.graph, g, [rng.random((2, 8, 8, 3)).astype("float32")])
+
+
+def test_fold_batchnorm_skips_a_conv_with_activation_or_two_readers():
+    x = keras.Input(shape=(6,), name="x")
+    h = layers.Dense(4, activation="relu", name="d")(x)
+    out = layers.BatchNormalization(name="bn")(h)
+    model = keras.Model(x, out)
+    g, _, _ = run_passes(model, ["fold_batchnorm"])
+    assert "bn" in g
+    h2 = layers.Dense(4, name="d2")(x)
+    model2 = keras.Model(x, [layers.BatchNormalization(name="bn2")(h2), h2])
+    g2, _, _ = run_passes(model2, ["fold_batchnorm"])
+    assert "bn2" in g2
+
+
+def test_fusion_rules_keep_values_and_gradients():
+    x = keras.Input(shape=(6,), name="x")
+    h = layers.Dense(6, name="d")(x)
+    h = layers.Activation("relu", name="act")(h)
+    s = layers.add([h, x], name="res")
+    out = layers.ReLU(name="relu")(s)
+    model = keras.Model(x, out)
+    g, records, _ = run_passes(model, ["fusion"], mode="train")
+    assert ir.count_ops(g) == {"Fused[linear+activation]": 1, "Fused[add+activation]": 1}
+    xs = [np.random.randn(4, 6).astype("float32")]
+    assert_same_outputs(model, model.graph, g, xs)
+    from fncompiler.runtime import lowering
+
+    def loss(graph):
+        low = lowering.lower(graph, model)
+        return jax.grad(lambda tv: jnp.sum(low.forward(tv, [], [jnp.asarray(xs[0])], None, True)[0][0] ** 2))(
+            [v.value for v in low.trainable])
+    for a, b in zip(loss(model.graph), loss(g)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5)
+
+
+def test_predict_pipeline_on_a_nested_model_with_dropout_and_bn():
+    i = keras.Input(shape=(5,), name="i")
+    block = keras.Model(i, layers.BatchNormalization(name="bn")(layers.Dense(5, name="lin")(i)), name="block")
+    x = keras.Input(shape=(5,), name="x")
+    out = layers.Dense(1, name="o")(layers.Dropout(0.3, name="drop")(block(x)))
+    model = keras.Model(x, out)
+    compiled = keras.compile_model(model, verify=True)
+    g = compiled.graph("predict")
+    assert ir.count_ops(g) == {"FoldedBatchNorm": 1, "Dense": 1}
+    xs = np.random.rand(4, 5).astype("float32")
+    np.testing.assert_allclose(np.asarray(compiled(xs)), np.asarray(model(xs)), rtol=1e-5, atol=1e-6)
