@@ -1,0 +1,170 @@
+"""Repeated blocks -> one `jax.lax.scan` over stacked weights, so compile time stops growing with depth.
+
+The graph is cut at the nodes every path to the output goes through (dominators); the pieces between
+consecutive cuts are blocks with one input and one output. A run of at least `min_repeats` consecutive blocks
+with the same structure (same layer classes, configs up to names, shapes, wiring and weight shapes) becomes
+one ScanBlocks node: it stacks each weight across the blocks and scans the first block's layers over them.
+"""
+import json
+
+import jax
+import jax.numpy as jnp
+import networkx as nx
+
+from fncompiler import ir
+from fncompiler import scope as scope_lib
+from fncompiler.layers.layer import Layer
+from .cse import _arguments_key
+from .manager import Pass, PassResult, register
+from .rewrite import redirect
+
+MIN_REPEATS = 3
+
+
+def _cuts(g):
+    """Nodes on every path from the inputs to the (single) output, in topological order."""
+    if len(g.graph["outputs"]) != 1:
+        return []
+    out, _ = g.graph["outputs"][0]
+    h = nx.DiGraph(g)
+    h.add_node("__source__")
+    for nid in g.graph["inputs"]:
+        h.add_edge("__source__", nid)
+    dom = nx.immediate_dominators(h, "__source__")
+    chain = [out]
+    while chain[-1] != "__source__":
+        chain.append(dom[chain[-1]])
+    order = {n: i for i, n in enumerate(g.graph["order"])}
+    return sorted(chain[:-1], key=order.get)
+
+
+def _segment(g, start, end):
+    """Nodes after `start` up to and including `end` (`end`'s ancestors not before `start`)."""
+    nodes = (nx.ancestors(g, end) | {end}) - nx.ancestors(g, start) - {start}
+    order = {n: i for i, n in enumerate(g.graph["order"])}
+    return sorted(nodes, key=order.get)
+
+
+def _signature(g, start, nodes):
+    local = {n: i for i, n in enumerate(nodes)}
+    sig = []
+    for nid in nodes:
+        data = g.nodes[nid]
+        if data["kind"] != "layer" or len(data["output_specs"]) != 1 and nid == nodes[-1]:
+            return None
+        layer = data["layer"]
+        if hasattr(layer, "_nodes") or hasattr(layer, "_functional"):
+            return None
+        ins = []
+        for src, idx in ir.input_edges(g, nid):
+            if src == start:
+                ins.append((-1, idx))
+            elif src in local:
+                ins.append((local[src], idx))
+            else:
+                return None       # reads a tensor from outside the block
+        if start in local or g.nodes[start]["output_specs"].__len__() != 1:
+            return None
+        config = {k: v for k, v in data["config"].items() if k != "name"}
+        sig.append((data["op"], json.dumps(config, sort_keys=True, default=str), tuple(ins),
+                    tuple((s.shape, s.dtype) for s in data["output_specs"]), _arguments_key(data["arguments"]),
+                    tuple((w.shape, w.dtype, w.trainable) for w in layer.weights)))
+    return tuple(sig)
+
+
+class ScanBlocks(Layer):
+    """Runs `len(blocks)` structurally identical blocks as one lax.scan over their stacked weights."""
+
+    def __init__(self, template, block_variables, name):
+        super().__init__(name=name)
+        self._template = template              # IR of the first block: input node "block_input"
+        self._vars = block_variables           # [[Variable per weight] per block]
+        self.built = True
+
+    def call(self, inputs, training=None):
+        from fncompiler.runtime import interpreter
+        template_vars = self._vars[0]
+        stacked = [jnp.stack([block[k].value for block in self._vars]) for k in range(len(template_vars))]
+        outer = scope_lib.current()
+        base_key = outer.next_rng() if outer is not None else None
+        trainable = [not v.trainable for v in template_vars]
+
+        def body(carry, xs):
+            weights, index = xs
+            key = None if base_key is None else jax.random.fold_in(base_key, index)
+            with scope_lib.StatelessScope({id(v): w for v, w in zip(template_vars, weights)}, training=training,
+                                          rng=key) as inner:
+                y, = interpreter.execute(self._template, [carry], training=training)
+            updates = [inner.get(v) for v, nt in zip(template_vars, trainable) if nt]
+            loss = sum(inner.losses) if inner.losses else jnp.zeros((), jnp.float32)
+            return y, (updates, loss)
+
+        y, (updates, losses) = jax.lax.scan(body, inputs, (stacked, jnp.arange(len(self._vars))))
+        non_trainable_slots = [k for k, v in enumerate(template_vars) if not v.trainable]
+        for j, k in enumerate(non_trainable_slots):
+            for b, block in enumerate(self._vars):
+                block[k].assign(updates[j][b])
+        if outer is not None and losses.ndim:
+            outer.losses.append(jnp.sum(losses))
+        return y
+
+    def get_config(self):
+        return {"name": self.name, "blocks": len(self._vars)}
+
+
+def _template_graph(g, start, nodes):
+    t = nx.MultiDiGraph(name="block")
+    spec = g.nodes[start]["output_specs"][0]
+    t.add_node("block_input", kind="input", layer=None, op="InputLayer", config={}, arguments=((), {}),
+               output_specs=[spec], order=-1, meta={})
+    for nid in nodes:
+        t.add_node(nid, **dict(g.nodes[nid], meta={}))
+        for pos, (src, idx) in enumerate(ir.input_edges(g, nid)):
+            t.add_edge("block_input" if src == start else src, nid, src_index=idx, dst_index=pos)
+    t.graph.update(inputs=["block_input"], outputs=[(nodes[-1], 0)], output_tree=None)
+    t.graph["order"] = ir.topo_order(t)
+    return t
+
+
+def run(graph, ctx, min_repeats=None):
+    min_repeats = min_repeats or ctx.options.get("scan_min_repeats", MIN_REPEATS)
+    cuts = _cuts(graph)
+    segments = []
+    for a, b in zip(cuts, cuts[1:]):
+        nodes = _segment(graph, a, b)
+        segments.append((a, nodes, _signature(graph, a, nodes)))
+    runs, i = [], 0
+    while i < len(segments):
+        j = i
+        while j + 1 < len(segments) and segments[i][2] is not None and segments[j + 1][2] == segments[i][2]:
+            j += 1
+        if segments[i][2] is not None and j - i + 1 >= min_repeats:
+            runs.append(segments[i:j + 1])
+        i = j + 1
+    for run_ in runs:
+        start, first_nodes, _ = run_[0]
+        end = run_[-1][1][-1]
+        block_vars = []
+        for _, nodes, _ in run_:
+            block_vars.append([w for n in nodes for w in graph.nodes[n]["layer"].weights])
+        new_id = f"scan[{first_nodes[0]}..{end}]"
+        template = _template_graph(graph, start, first_nodes)
+        graph.add_node(new_id, kind="layer", layer=ScanBlocks(template, block_vars, name=new_id), op="ScanBlocks",
+                       config={"blocks": len(run_), "block_ops": [graph.nodes[n]["op"] for n in first_nodes]},
+                       arguments=((ir_slot(),), {}), output_specs=list(graph.nodes[end]["output_specs"]),
+                       order=graph.nodes[first_nodes[0]]["order"], meta={"scan_blocks": len(run_)})
+        graph.add_edge(start, new_id, src_index=0, dst_index=0)
+        redirect(graph, end, 0, new_id, 0)
+        graph.remove_nodes_from([n for _, nodes, _ in run_ for n in nodes])
+    report = f"scanned {len(runs)} runs of repeated blocks" + (
+        f" ({', '.join(str(len(r)) + ' x ' + str(len(r[0][1])) + ' nodes' for r in runs)})" if runs else "")
+    return PassResult(graph, bool(runs), report)
+
+
+def ir_slot():
+    from fncompiler.symbolic import Slot
+    return Slot(0)
+
+
+scan_repeated_blocks = register(Pass("scan_repeated_blocks", run, requires=("shape_inference",),
+                                     description=__doc__.splitlines()[0]))
