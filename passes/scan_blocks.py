@@ -65,11 +65,40 @@ def _signature(g, start, nodes):
                 return None       # reads a tensor from outside the block
         if start in local or g.nodes[start]["output_specs"].__len__() != 1:
             return None
-        config = {k: v for k, v in data["config"].items() if k != "name"}
+        # names and random seeds differ between blocks without changing their math
+        config = {k: v for k, v in data["config"].items() if k not in ("name", "seed")}
         sig.append((data["op"], json.dumps(config, sort_keys=True, default=str), tuple(ins),
                     tuple((s.shape, s.dtype) for s in data["output_specs"]), _arguments_key(data["arguments"]),
                     tuple((w.shape, w.dtype, w.trainable) for w in layer.weights)))
     return tuple(sig)
+
+
+def _find_runs(sigs, min_repeats, max_period=8):
+    """[(start, period, repeats)]: non-overlapping runs where sigs[start:start+period] repeats, greedily
+    preferring the run that covers the most segments."""
+    runs, i = [], 0
+    while i < len(sigs):
+        best = None
+        for p in range(1, max_period + 1):
+            unit = sigs[i:i + p]
+            if len(unit) < p or any(s is None for s in unit):
+                break
+            r = 1
+            while sigs[i + r * p: i + (r + 1) * p] == unit:
+                r += 1
+            if r >= min_repeats and (best is None or r * p > best[1] * best[2]):
+                best = (i, p, r)
+        if best:
+            runs.append(best)
+            i += best[1] * best[2]
+        else:
+            i += 1
+    return runs
+
+
+def _merge_segments(segs):
+    """Consecutive segments (start, nodes, sig) as one block with the first start."""
+    return segs[0][0], [n for _, nodes, _ in segs for n in nodes], tuple(s for _, _, s in segs)
 
 
 class ScanBlocks(Layer):
@@ -133,14 +162,8 @@ def run(graph, ctx, min_repeats=None):
     for a, b in zip(cuts, cuts[1:]):
         nodes = _segment(graph, a, b)
         segments.append((a, nodes, _signature(graph, a, nodes)))
-    runs, i = [], 0
-    while i < len(segments):
-        j = i
-        while j + 1 < len(segments) and segments[i][2] is not None and segments[j + 1][2] == segments[i][2]:
-            j += 1
-        if segments[i][2] is not None and j - i + 1 >= min_repeats:
-            runs.append(segments[i:j + 1])
-        i = j + 1
+    runs = [[_merge_segments(segments[k:k + p]) for k in range(i, i + r * p, p)]
+            for i, p, r in _find_runs([s[2] for s in segments], min_repeats)]
     for run_ in runs:
         start, first_nodes, _ = run_[0]
         end = run_[-1][1][-1]

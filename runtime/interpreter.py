@@ -14,6 +14,14 @@ from fncompiler.symbolic import fill_arguments
 
 
 @functools.lru_cache(maxsize=None)
+def _signature(cls):
+    try:
+        return inspect.signature(cls.call)
+    except (TypeError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
 def _accepts(cls, name):
     try:
         return name in inspect.signature(cls.call).parameters
@@ -33,9 +41,8 @@ def _call_node(g, nid, data, values, masks, training):
     args, kwargs = fill_arguments(data["arguments"], vals)
     cls = type(layer)
     has_mask = any(m is not None for m in in_masks)
-    if has_mask and "mask" not in kwargs and _accepts(cls, "mask"):
-        first = args[0] if args else None
-        kwargs["mask"] = in_masks if isinstance(first, (list, tuple)) else in_masks[0]
+    if has_mask:
+        _fill_masks(cls, args, kwargs, vals, in_masks)
     if training is not None and kwargs.get("training") is None and _accepts(cls, "training"):
         kwargs["training"] = training
     out = layer(*args, **kwargs)
@@ -69,3 +76,27 @@ def execute(g, inputs, training=None, order=None):
             if m is not None:
                 masks[(nid, i)] = m
     return [values[k] for k in g.graph["outputs"]]
+
+
+def _fill_masks(cls, args, kwargs, vals, in_masks):
+    """Pass upstream masks: `mask=` for the first argument, and `<arg>_mask=` for each argument whose call
+    signature has such a parameter (e.g. MultiHeadAttention's query_mask / value_mask / key_mask)."""
+    mask_of = {id(v): m for v, m in zip(vals, in_masks) if m is not None}
+    sig = _signature(cls)
+    params = sig.parameters if sig is not None else {}
+    if "mask" in params and "mask" not in kwargs:
+        first = args[0] if args else None
+        if isinstance(first, (list, tuple)):
+            kwargs["mask"] = [mask_of.get(id(x)) for x in first]
+        elif first is not None and id(first) in mask_of:
+            kwargs["mask"] = mask_of[id(first)]
+    if sig is None:
+        return
+    try:
+        bound = sig.bind_partial(None, *args, **kwargs).arguments
+    except TypeError:
+        return
+    for name, value in bound.items():
+        key = f"{name}_mask"
+        if key in params and kwargs.get(key) is None and id(value) in mask_of:
+            kwargs[key] = mask_of[id(value)]

@@ -121,6 +121,11 @@ def eval_spec(fn, args, kwargs, who):
     return jax.tree_util.tree_map(merge, out, out2)
 
 
+# Private attributes the framework itself uses to hold layers it does not own as sub-layers.
+_UNTRACKED = {"_layers", "_functional", "_stack", "_trainer", "_predict_trainer", "_chain", "_linear", "_bn",
+              "_after", "_template", "_vars"}
+
+
 class Layer:
     """Base class of layers: weights, config, symbolic and concrete calls."""
 
@@ -156,7 +161,7 @@ class Layer:
     def __setattr__(self, name, value):
         if "_layers" not in self.__dict__:
             object.__setattr__(self, "_layers", [])
-        if not name.startswith("_") or name in ("_layer",):
+        if not name.startswith("__") and name not in _UNTRACKED:
             for v in (value if isinstance(value, (list, tuple)) else [value]):
                 if isinstance(v, Layer) and v is not self and not any(v is l for l in self._layers):
                     self._layers.append(v)
@@ -346,7 +351,7 @@ class Layer:
         outputs = self.call(*args, **kwargs)
         if self.activity_regularizer is not None and scope is not None:
             for out in jax.tree_util.tree_leaves(outputs):
-                self.add_loss(self.activity_regularizer(out) / out.shape[0])
+                self.add_loss(self.activity_regularizer(out))
         return outputs
 
     def _symbolic_call(self, args, kwargs):

@@ -10,7 +10,7 @@ from . import object_registration
 
 def builtin_classes():
     from .. import layers
-    from ..models import Functional, Sequential, Model
+    from ..models import Functional, Sequential
     classes = dict(layers._public_layer_classes())
     classes.update({"Functional": Functional, "Sequential": Sequential, "Model": Functional})
     return classes
