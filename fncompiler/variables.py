@@ -1,9 +1,27 @@
 """`Variable`: a named weight whose value lives on the host between steps and is traced inside them."""
+import contextlib
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import dtypes, scope as scope_lib
+
+
+_allocation = threading.local()
+
+
+@contextlib.contextmanager
+def allocation_hook(hook):
+    """Within the block, `hook(shape, path)` runs on this thread before each new Variable allocates its value
+    (it may raise to refuse the allocation; loading a model file uses it to bound what a config can allocate)."""
+    previous = getattr(_allocation, "hook", None)
+    _allocation.hook = hook
+    try:
+        yield
+    finally:
+        _allocation.hook = previous
 
 
 class Variable:
@@ -18,6 +36,9 @@ class Variable:
         self.shape = tuple(int(d) for d in shape)
         self.constraint = constraint
         self.regularizer = regularizer
+        hook = getattr(_allocation, "hook", None)
+        if hook is not None:
+            hook(self.shape, self.path)
         with jax.ensure_compile_time_eval():
             if callable(initializer):
                 value = initializer(self.shape, dtype=self.dtype)

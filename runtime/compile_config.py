@@ -119,16 +119,9 @@ class CompileConfig:
 
     @staticmethod
     def kwargs_from_config(config, custom_objects=None):
-        from fncompiler.saving import serialization
-        return {
-            "optimizer": optimizers_lib.deserialize(config["optimizer"]),
-            "loss": serialization.deserialize_compile_arg(config.get("loss"), losses_lib.get),
-            "loss_weights": config.get("loss_weights"),
-            "metrics": serialization.deserialize_compile_arg(config.get("metrics"), metrics_lib.get),
-            "run_eagerly": config.get("run_eagerly", False),
-            "steps_per_execution": config.get("steps_per_execution", 1),
-            "jit_compile": config.get("jit_compile", "auto"),
-        }
+        """model.compile(...) arguments from get_config()'s output (names resolve in closed registries only)."""
+        from fncompiler.saving.saving_api import compile_kwargs_from_config
+        return compile_kwargs_from_config(config, custom_objects)
 
 
 def _flat_metric_ids(metrics):

@@ -41,6 +41,7 @@ class Trainer:
         mode = "eager" if cfg is not None and cfg.run_eagerly else "jit"
         self.compiled = compile_model(model, mode=mode, compile_config=cfg)
         self.opt_state = model.__dict__.pop("_restored_opt_state", None)
+        self.rng_state = model.__dict__.pop("_restored_rng_state", None)   # the dropout key carries across fits
         self.rng_seed = None
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -65,6 +66,8 @@ class Trainer:
         state = steps_lib.initial_train_state(trainable, non_trainable, self.cfg, self.rng_seed)
         if self.opt_state is not None:
             state = (state[0], state[1], self.opt_state, state[3], state[4])
+        if self.rng_state is not None:
+            state = (state[0], state[1], state[2], state[3], self.rng_state)
         self._lr_synced = None
         return state
 
@@ -85,6 +88,7 @@ class Trainer:
             v._value = jnp.array(x, copy=True)
             self._written[id(v)] = v._value
         self.opt_state = state[2]
+        self.rng_state = state[4]
 
     def sync_to_model(self):
         """Weights are written back at the end of every epoch; nothing is pending."""

@@ -317,3 +317,19 @@ def test_digits_split_is_a_permutation_of_flat():
 def test_digits_bad_split():
     with pytest.raises(ValueError, match="test_split"):
         digits.load_data(test_split=1.0)
+
+
+def test_cifar10_reads_python3_protocol2_pickles(data_dir):
+    # Python 3's pickle.dump(..., protocol=2) rebuilds bytes with _codecs.encode(str, "latin1").
+    sizes, n_test = (2, 1, 1, 1, 1), 2
+    batches = {name: (d, pickle.dumps(d, protocol=2)) for name, (d, _) in _cifar_batches(sizes, n_test).items()}
+    assert b"_codecs" in batches["test_batch"][1]
+    _write_folder(data_dir / "cifar-10-batches-py", batches)
+    _check_cifar(cifar10.load_data(), batches, sizes, n_test)
+
+
+def test_cifar10_codecs_encode_only_for_latin1():
+    # GLOBAL _codecs encode, then ("x", "rot13") REDUCE: a different codec is refused.
+    payload = b"\x80\x02c_codecs\nencode\nq\x00X\x01\x00\x00\x00xq\x01X\x05\x00\x00\x00rot13q\x02\x86q\x03Rq\x04."
+    with pytest.raises(cifar10.RefusedGlobalError, match="only latin1"):
+        cifar10._RestrictedUnpickler(io.BytesIO(payload), "t").load()

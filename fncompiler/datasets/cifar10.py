@@ -34,6 +34,15 @@ def _multiarray():
     return multiarray
 
 
+def _latin1_bytes(text, encoding="latin1"):
+    """What Python 3's pickle protocol 2 calls to rebuild a bytes object (`_codecs.encode(str, 'latin1')`):
+    accepted only with exactly that meaning."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise RefusedGlobalError(f"refused _codecs.encode({type(text).__name__}, {encoding!r}): only latin1 "
+                                 "text-to-bytes is allowed")
+    return text.encode("latin1")
+
+
 _MA = _multiarray()
 # (module, name) -> object. Only what numpy needs to rebuild an ndarray.
 _ALLOWED = {
@@ -43,6 +52,7 @@ _ALLOWED = {
     ("numpy._core.multiarray", "scalar"): _MA.scalar,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_bytes,   # bytes in protocol-2 pickles written by Python 3
 }
 
 

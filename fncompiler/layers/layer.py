@@ -374,6 +374,9 @@ class Layer:
                                             is_leaf=lambda x: isinstance(x, SymbolicTensor))
             out = self.compute_output_shape(shapes)
             dtype = self.compute_dtype
+            in_dtypes = {t.dtype for t in jax.tree_util.tree_leaves(args) if isinstance(t, SymbolicTensor)}
+            if not self.weights and len(in_dtypes) == 1 and not dtypes.is_float(next(iter(in_dtypes))):
+                dtype = next(iter(in_dtypes))   # shape-only layers keep integer/bool dtypes
             if _is_shape(out):
                 return SymbolicTensor(out, dtype)
             return jax.tree_util.tree_map(lambda s: SymbolicTensor(s, dtype), out, is_leaf=_is_shape)

@@ -122,6 +122,7 @@ class Model(Layer):
             weighted_metrics=weighted_metrics, run_eagerly=run_eagerly, steps_per_execution=steps_per_execution,
             jit_compile=jit_compile)
         self._trainer = None
+        self.__dict__.pop("_restored_opt_state", None)   # state of a previous optimizer does not carry over
 
     @property
     def compiled(self):
@@ -186,9 +187,9 @@ class Model(Layer):
     def get_compile_config(self):
         return None if self._compile_config is None else self._compile_config.get_config()
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config, custom_objects=None):
         from ..runtime import trainer
-        self.compile(**trainer.CompileConfig.kwargs_from_config(config))
+        self.compile(**trainer.CompileConfig.kwargs_from_config(config, custom_objects=custom_objects))
 
     # -- saving ------------------------------------------------------------------------------------
     def save(self, filepath, overwrite=True, **kwargs):

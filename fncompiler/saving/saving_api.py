@@ -65,7 +65,7 @@ def _scan_config(config):
                              "limit.")
 
 
-def _compile_kwargs(config, custom_objects):
+def compile_kwargs_from_config(config, custom_objects):
     """model.compile(...) arguments from a saved compile config, resolving names through closed registries."""
     from .. import losses as losses_lib
     from .. import metrics as metrics_lib
@@ -150,7 +150,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     for var, value in zip(model.weights, values):
         var.assign(value)
     if compile and compile_config:
-        kwargs = _wrap("reading the compile config", path, _compile_kwargs, compile_config, custom_objects)
+        kwargs = _wrap("reading the compile config", path, compile_kwargs_from_config, compile_config, custom_objects)
         _wrap("compiling the loaded model", path, model.compile, **kwargs)
         if "optimizer.msgpack" in members:
             def restore():
