@@ -14,6 +14,7 @@ import numpy as np
 from fncompiler import callbacks as callbacks_lib
 from fncompiler.utils import random as random_utils
 from . import data as data_lib
+from . import placement
 from . import steps as steps_lib
 from .compile_config import CompileConfig
 from .compiled import compile_model
@@ -51,7 +52,7 @@ class Trainer:
             cfg.resolve(self.model.output_names, [t.shape for t in self.model.outputs])
 
     def _device(self, arrays):
-        return [None if a is None else jnp.asarray(a) for a in arrays]
+        return placement.place_batch(arrays)
 
     def _variables(self):
         low = self.compiled.lowered("train")
@@ -59,8 +60,8 @@ class Trainer:
 
     def _start_state(self):
         tvars, ntvars = self._variables()
-        trainable = [jnp.array(v.value, copy=True) for v in tvars]
-        non_trainable = [jnp.array(v.value, copy=True) for v in ntvars]
+        trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in tvars], tvars)
+        non_trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in ntvars], ntvars)
         if self.rng_seed is None:
             self.rng_seed = random_utils.next_seed()
         state = steps_lib.initial_train_state(trainable, non_trainable, self.cfg, self.rng_seed)
@@ -68,6 +69,8 @@ class Trainer:
             state = (state[0], state[1], self.opt_state, state[3], state[4])
         if self.rng_state is not None:
             state = (state[0], state[1], state[2], state[3], self.rng_state)
+        state = (state[0], state[1], placement.place_tree(state[2]), placement.place_tree(state[3]),
+                 placement.place_tree(state[4]))
         self._lr_synced = None
         return state
 
@@ -212,7 +215,8 @@ class Trainer:
         written = getattr(self, "_written", {})
 
         def current(v, x):
-            return x if written.get(id(v)) is v._value else jnp.array(v.value, copy=True)
+            return x if written.get(id(v)) is v._value else placement.place_weights([jnp.array(v.value, copy=True)],
+                                                                                    [v])[0]
         return ([current(v, x) for v, x in zip(tvars, state[0])], [current(v, x) for v, x in zip(ntvars, state[1])],
                 self.opt_state, state[3], state[4])
 
@@ -265,7 +269,8 @@ class Trainer:
         cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model, verbose=verbose)
         cbs.on_test_begin()
         tvars, ntvars = self._variables()
-        tv, ntv = [v.value for v in tvars], [v.value for v in ntvars]
+        tv = placement.place_weights([v.value for v in tvars], tvars)
+        ntv = placement.place_weights([v.value for v in ntvars], ntvars)
         if data_lib.is_generator_like(x):
             eval_step = self.compiled.step("eval")
             states = steps_lib.initial_metric_states(self.cfg)
@@ -287,7 +292,8 @@ class Trainer:
         verbose = _resolve_verbose(verbose)
         step = self.compiled.step("predict")
         low = self.compiled.lowered("predict")
-        tv, ntv = [v.value for v in low.trainable], [v.value for v in low.non_trainable]
+        tv = placement.place_weights([v.value for v in low.trainable], low.trainable)
+        ntv = placement.place_weights([v.value for v in low.non_trainable], low.non_trainable)
         cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model)
         cbs.on_predict_begin()
         outs = []
