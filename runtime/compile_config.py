@@ -38,7 +38,17 @@ class CompileConfig:
         self.metrics = metrics
         self.weighted_metrics = weighted_metrics
         self.run_eagerly = bool(run_eagerly)
-        self.steps_per_execution = int(steps_per_execution or 1)
+        if steps_per_execution == "auto":
+            self.steps_per_execution = "auto"
+        else:
+            try:
+                spe = int(steps_per_execution or 1)
+            except (TypeError, ValueError):
+                spe = 0
+            if spe < 1:
+                raise ValueError(f"compile(): steps_per_execution must be a positive int or 'auto'; received "
+                                 f"{steps_per_execution!r}.")
+            self.steps_per_execution = spe
         self.jit_compile = jit_compile
         self.resolved = False
 

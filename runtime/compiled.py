@@ -18,8 +18,29 @@ from fncompiler import passes as passes_lib
 from . import lowering, steps
 
 
+class OptionJit:
+    """`jax.jit(fn)` compiled with XLA compiler options, once per input signature (shapes and dtypes)."""
+
+    def __init__(self, fn, donate, compiler_options):
+        self.jitted = jax.jit(fn, donate_argnums=donate)
+        self.compiler_options = dict(compiler_options)
+        self._cache = {}
+
+    def __call__(self, *args):
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        key = (tree, tuple((tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", type(x)))) for x in leaves))
+        exe = self._cache.get(key)
+        if exe is None:
+            exe = self.jitted.lower(*args).compile(compiler_options=self.compiler_options)
+            self._cache[key] = exe
+        return exe(*args)
+
+    def lower(self, *args):
+        return self.jitted.lower(*args)
+
+
 class CompiledModel:
-    def __init__(self, model, mode="jit", passes=None, compile_config=None, verify=False):
+    def __init__(self, model, mode="jit", passes=None, compile_config=None, verify=False, compiler_options=None):
         if mode not in ("jit", "eager"):
             raise ValueError(f"compile_model: mode must be 'jit' or 'eager'; received {mode!r}.")
         self.model = model
@@ -32,6 +53,7 @@ class CompiledModel:
         self._steps = {}
         self.trace_counts = collections.Counter()
         self.compile_seconds = {}
+        self.compiler_options = dict(compiler_options or {})
 
     # -- passes and lowering -----------------------------------------------------------------------
     def _pipeline(self, pass_mode):
@@ -65,6 +87,8 @@ class CompiledModel:
                 with jax.disable_jit():
                     return fn(*args)
             return eager
+        if self.compiler_options:
+            return OptionJit(fn, donate, self.compiler_options)
         return jax.jit(fn, donate_argnums=donate)
 
     # -- steps -------------------------------------------------------------------------------------
@@ -74,12 +98,15 @@ class CompiledModel:
             if endpoint == "predict":
                 fn = steps.make_predict_step(self.lowered("predict"), self.trace_counts)
                 self._steps[endpoint] = self._wrap(endpoint, fn)
-            elif endpoint in ("train", "eval"):
+            elif endpoint in ("train", "train_multi", "eval"):
                 if self.compile_config is None:
                     raise RuntimeError(f"The {endpoint} step needs a compiled model: call model.compile(...) first.")
                 cfg = self.compile_config
                 if endpoint == "train":
                     fn = steps.make_train_step(self.lowered("train"), cfg, self.trace_counts)
+                    self._steps[endpoint] = self._wrap(endpoint, fn, donate=(0,))
+                elif endpoint == "train_multi":
+                    fn = steps.make_multi_train_step(self.lowered("train"), cfg, self.trace_counts)
                     self._steps[endpoint] = self._wrap(endpoint, fn, donate=(0,))
                 else:
                     fn = steps.make_eval_step(self.lowered("eval"), cfg, self.trace_counts)
@@ -154,13 +181,15 @@ class CompiledModel:
         return text
 
 
-def compile_model(model, mode="jit", passes=None, verify=False, compile_config=None):
+def compile_model(model, mode="jit", passes=None, verify=False, compile_config=None, compiler_options=None):
     """Compile a model: passes over its IR, lowering to pure functions, one jitted step per endpoint.
 
     mode: "jit" (XLA-compiled steps) or "eager" (the same lowered functions run op by op, for comparison).
     passes: a custom list of pass names or `fncompiler.passes.Pass` objects (default: the mode's pipeline).
     verify: run `ir.verify` after every pass.
+    compiler_options: XLA compile options for every step (e.g. {"xla_cpu_experimental_ynn_fusion_type": ""}).
     """
     if compile_config is None:
         compile_config = getattr(model, "_compile_config", None)
-    return CompiledModel(model, mode=mode, passes=passes, compile_config=compile_config, verify=verify)
+    return CompiledModel(model, mode=mode, passes=passes, compile_config=compile_config, verify=verify,
+                         compiler_options=compiler_options)

@@ -131,3 +131,19 @@ def example_targets(lowered, cfg, batch_size):
         else:
             out.append(jax.ShapeDtypeStruct((batch_size,) + tuple(spec.shape[1:]), spec.dtype))
     return out
+
+
+def make_multi_train_step(lowered, cfg, counter):
+    """N train steps as one `lax.scan` over N stacked, device-resident batches (steps_per_execution=N)."""
+    single = make_train_step(lowered, cfg, counter)
+
+    def multi_train_step(state, xs, ys, sample_weights):
+        counter["train_multi"] += 1
+
+        def body(carry, batch):
+            x, y, sw = batch
+            return single(carry, x, y, sw), None
+        state, _ = jax.lax.scan(body, state, (xs, ys, sample_weights))
+        return state
+
+    return multi_train_step

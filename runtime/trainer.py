@@ -23,6 +23,13 @@ from .progbar import Progbar
 __all__ = ["Trainer", "CompileConfig"]
 
 
+class _Group:
+    """`spe` batches stacked along a new leading axis, already on device."""
+
+    def __init__(self, xs, ys, sws):
+        self.xs, self.ys, self.sws = xs, ys, sws
+
+
 def _resolve_verbose(verbose):
     return 1 if verbose == "auto" else int(verbose)
 
@@ -162,9 +169,15 @@ class Trainer:
         cbs = callbacks_lib.CallbackList(list(callbacks or []) + [history], model=self.model, epochs=epochs,
                                          steps=steps, verbose=verbose)
         batch_hooks = cbs.batch_hooks_used
-        train_step = self.compiled.step("train")
         self.model.stop_training = False
         state = self._start_state()
+        spe = self.cfg.steps_per_execution
+        if spe == "auto":
+            spe = 1 if generator else self._autotune(state, xs, ys, sw, batch_size, n)
+        if batch_hooks:
+            spe = 1      # per-batch callbacks see the state after every batch
+        train_step = self.compiled.step("train")
+        multi_step = self.compiled.step("train_multi") if spe > 1 else None
         cbs.on_train_begin()
         epoch_logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -183,10 +196,13 @@ class Trainer:
                            for i, idx in self._batches(n, batch_size, order))
                 if steps_per_epoch is not None:
                     batches = self._cycle(batches, steps, n, batch_size, xs, ys, sw, shuffle)
-            for i, bx, by, bsw in batches:
+            for i, bx, by, bsw in self._executions(batches, spe, batch_size):
                 cbs.on_train_batch_begin(i)
-                state = train_step(state, self._device(bx), self._device(by),
-                                   None if bsw is None else jnp.asarray(bsw))
+                if isinstance(bx, _Group):
+                    state = multi_step(state, bx.xs, bx.ys, bx.sws)
+                else:
+                    state = train_step(state, self._device(bx), self._device(by),
+                                       None if bsw is None else jnp.asarray(bsw))
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
                     logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
@@ -219,6 +235,53 @@ class Trainer:
                                                                                     [v])[0]
         return ([current(v, x) for v, x in zip(tvars, state[0])], [current(v, x) for v, x in zip(ntvars, state[1])],
                 self.opt_state, state[3], state[4])
+
+    def _executions(self, batches, spe, batch_size):
+        """Yield (last batch index, x, y, sw) per execution: single batches, or a _Group of `spe` full batches
+        stacked on device (one lax.scan call), falling back to single steps for the remainder."""
+        if spe <= 1:
+            yield from batches
+            return
+        pending = []
+        for item in batches:
+            full = item[1] and item[1][0].shape[0] == batch_size and item[3] is None
+            if not full:
+                yield from pending
+                pending = []
+                yield item
+                continue
+            pending.append(item)
+            if len(pending) == spe:
+                xs = placement.place_batch([np.stack([p[1][k] for p in pending]) for k in range(len(item[1]))])
+                ys = placement.place_batch([None if item[2][k] is None else np.stack([p[2][k] for p in pending])
+                                            for k in range(len(item[2]))])
+                yield pending[-1][0], _Group(xs, ys, None), None, None
+                pending = []
+        yield from pending
+
+    def _autotune(self, state, xs, ys, sw, batch_size, n):
+        """Pick the execution strategy (and XLA options) by measuring; see runtime/autotune.py."""
+        from . import autotune
+        count = min(n // batch_size, 2 * autotune.SCAN_STEPS)
+        if count < 2:
+            return 1
+        batches = [(self._device(data_lib.take(xs, slice(i * batch_size, (i + 1) * batch_size))),
+                    self._device(data_lib.take(ys, slice(i * batch_size, (i + 1) * batch_size))), None)
+                   for i in range(count)]
+        key = autotune.signature(self.model, batches[0][0] + batches[0][1])
+        decision = autotune.lookup(key)
+        if decision is None:
+            chosen, compiled, report = autotune.choose(self, state, batches)
+            decision = {"name": chosen["name"], "steps_per_execution": chosen["steps_per_execution"],
+                        "compiler_options": chosen["compiler_options"], "report": report}
+            autotune._store(key, decision)
+            if decision["compiler_options"]:
+                self.compiled = compiled
+        elif decision["compiler_options"]:
+            self.compiled = compile_model(self.model, compile_config=self.cfg,
+                                          compiler_options=decision["compiler_options"])
+        self.autotune_decision = decision
+        return int(decision["steps_per_execution"])
 
     def _cycle(self, batches, steps, n, batch_size, xs, ys, sw, shuffle):
         count = 0

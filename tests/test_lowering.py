@@ -102,3 +102,39 @@ def test_dropout_is_active_only_in_training():
     y = np.asarray(y[0])
     assert set(np.unique(y)) <= {0.0, 2.0}
     assert 0.4 < (y == 0).mean() < 0.6
+
+
+def _spe_model(spe):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(20,))
+    h = layers.Dense(16, activation="relu")(inputs)
+    model = keras.Model(inputs, layers.Dense(3)(h))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="rmsprop",
+                  metrics=["accuracy"], steps_per_execution=spe)
+    return model
+
+
+def test_steps_per_execution_scan_matches_per_step(tmp_path, monkeypatch):
+    monkeypatch.setenv("FNCOMPILER_CACHE_DIR", str(tmp_path))
+    x = np.random.default_rng(0).random((1000, 20), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 1000)
+    results = {}
+    for spe in (1, 4, "auto"):
+        model = _spe_model(spe)
+        history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+        results[spe] = (model.get_weights(), history.history, model._trainer.compiled.trace_counts)
+    for w1, w4 in zip(results[1][0], results[4][0]):
+        np.testing.assert_allclose(w1, w4, rtol=1e-5, atol=1e-6)
+    assert results[4][1]["loss"] == pytest.approx(results[1][1]["loss"], rel=1e-5)
+    assert results[4][2]["train_multi"] == 1          # 31 full batches: 7 groups of 4 + 3 single + the last 8
+    for w1, wa in zip(results[1][0], results["auto"][0]):
+        np.testing.assert_allclose(w1, wa, rtol=1e-5, atol=1e-6)
+    import json
+    decisions = json.load(open(tmp_path / "autotune.json"))
+    (decision,) = decisions.values()
+    assert decision["name"] in {"per-step jit", "scan x16"} and all(r.get("agrees", True) for r in decision["report"])
+
+
+def test_steps_per_execution_is_validated():
+    with pytest.raises(ValueError, match="steps_per_execution must be a positive int or 'auto'"):
+        _spe_model(0)
