@@ -42,7 +42,7 @@ class CompileConfig:
             self.steps_per_execution = "auto"
         else:
             try:
-                spe = int(steps_per_execution or 1)
+                spe = 1 if steps_per_execution is None else int(steps_per_execution)
             except (TypeError, ValueError):
                 spe = 0
             if spe < 1:
