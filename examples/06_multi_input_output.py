@@ -45,24 +45,9 @@ model.summary()
 keras.utils.plot_model(model, "multi_input_and_output_model.png", show_shapes=True)
 print("wrote multi_input_and_output_model.png")
 
-# One loss per output, as a list in output order ...
-model.compile(
-    optimizer=keras.optimizers.RMSprop(1e-3),
-    loss=[
-        keras.losses.BinaryCrossentropy(from_logits=True),
-        keras.losses.CategoricalCrossentropy(from_logits=True),
-    ],
-    loss_weights=[1.0, 0.2],
-)
-# ... or, since the output layers have names, as dicts keyed by those names.
-model.compile(
-    optimizer=keras.optimizers.RMSprop(1e-3),
-    loss={
-        "priority": keras.losses.BinaryCrossentropy(from_logits=True),
-        "department": keras.losses.CategoricalCrossentropy(from_logits=True),
-    },
-    loss_weights={"priority": 1.0, "department": 0.2},
-)
+# With dict outputs the model's flat output order is the sorted keys, as in Keras 3 (`model.output_names`).
+print("output_names:", model.output_names)
+assert model.output_names == ["department", "priority"]
 
 # Dummy input data
 n = 1280
@@ -72,10 +57,37 @@ tags_data = rng.integers(2, size=(n, num_tags)).astype("float32")
 # Dummy target data
 priority_targets = rng.random(size=(n, 1))
 dept_targets = rng.integers(2, size=(n, num_departments))
+inputs = {"title": title_data, "body": body_data, "tags": tags_data}
+targets = {"priority": priority_targets, "department": dept_targets}
+
+# One loss per output. As a list, losses and weights follow `model.output_names`: department, then priority
+# (the guide's list puts priority first; a dict of outputs is flattened by sorted key, as in Keras 3) ...
+model.compile(
+    optimizer=keras.optimizers.RMSprop(1e-3),
+    loss=[
+        keras.losses.CategoricalCrossentropy(from_logits=True),
+        keras.losses.BinaryCrossentropy(from_logits=True),
+    ],
+    loss_weights=[0.2, 1.0],
+)
+as_list = model.evaluate(inputs, targets, verbose=0, return_dict=True)
+
+# ... or, since the output layers have names, as dicts keyed by those names: no order to get wrong.
+model.compile(
+    optimizer=keras.optimizers.RMSprop(1e-3),
+    loss={
+        "priority": keras.losses.BinaryCrossentropy(from_logits=True),
+        "department": keras.losses.CategoricalCrossentropy(from_logits=True),
+    },
+    loss_weights={"priority": 1.0, "department": 0.2},
+)
+as_dict = model.evaluate(inputs, targets, verbose=0, return_dict=True)
+assert as_list.keys() == as_dict.keys() and all(abs(as_list[k] - as_dict[k]) < 1e-6 for k in as_dict)
+print("list and dict compile() agree:", {k: round(float(v), 4) for k, v in as_dict.items()})
 
 history = model.fit(
-    {"title": title_data, "body": body_data, "tags": tags_data},
-    {"priority": priority_targets, "department": dept_targets},
+    inputs,     # {"title": title_data, "body": body_data, "tags": tags_data}
+    targets,    # {"priority": priority_targets, "department": dept_targets}
     epochs=2,
     batch_size=32,
     verbose=2,
@@ -83,13 +95,13 @@ history = model.fit(
 losses = history.history["loss"]
 assert len(losses) == 2 and np.all(np.isfinite(losses)), losses
 
-# Lists in the model's input / output order work too.
-scores = model.evaluate([title_data, body_data, tags_data], [priority_targets, dept_targets], verbose=0,
+# Lists work too: inputs in the order given to Model(), targets in `model.output_names` order.
+scores = model.evaluate([title_data, body_data, tags_data], [dept_targets, priority_targets], verbose=0,
                         return_dict=True)
 print("evaluate:", {k: round(float(v), 4) for k, v in scores.items()})
 
 # The total loss is the weighted sum of the per-output losses: recompute it from the predictions.
-preds = model.predict({"title": title_data, "body": body_data, "tags": tags_data}, verbose=0)
+preds = model.predict(inputs, verbose=0)
 assert set(preds) == {"priority", "department"}
 assert preds["priority"].shape == (n, 1) and preds["department"].shape == (n, num_departments)
 bce = keras.losses.BinaryCrossentropy(from_logits=True)

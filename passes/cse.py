@@ -63,4 +63,5 @@ def run(graph, ctx):
 
 
 common_subexpression_elimination = register(Pass("cse", run, requires=("shape_inference",),
-                                                 description=__doc__.splitlines()[0]))
+                                                 description=__doc__.splitlines()[0],
+    preserves=("shape_inference", "dtype_check")))

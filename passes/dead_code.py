@@ -13,4 +13,5 @@ def run(graph, ctx):
 
 
 dead_code_elimination = register(Pass("dead_code_elimination", run, modes=("eval", "predict", "export"),
-                                      description=__doc__.splitlines()[0]))
+                                      description=__doc__.splitlines()[0],
+    preserves=("shape_inference", "dtype_check")))

@@ -39,4 +39,5 @@ def run(graph, ctx):
     return PassResult(graph, False, report)
 
 
-dtype_check = register(Pass("dtype_check", run, requires=("shape_inference",), description=__doc__.splitlines()[0]))
+dtype_check = register(Pass("dtype_check", run, requires=("shape_inference",), description=__doc__.splitlines()[0],
+                            analysis=True))

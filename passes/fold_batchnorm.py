@@ -55,4 +55,5 @@ def run(graph, ctx):
 
 
 fold_batchnorm = register(Pass("fold_batchnorm", run, requires=("shape_inference",), modes=("predict", "export"),
-                               description=__doc__.splitlines()[0]))
+                               description=__doc__.splitlines()[0],
+    preserves=("shape_inference", "dtype_check")))

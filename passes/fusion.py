@@ -70,4 +70,5 @@ def run(graph, ctx, rules=None):
                       (f" ({', '.join(applied)})" if applied else ""))
 
 
-fusion = register(Pass("fusion", run, requires=("shape_inference",), description=__doc__.splitlines()[0]))
+fusion = register(Pass("fusion", run, requires=("shape_inference",), description=__doc__.splitlines()[0],
+    preserves=("shape_inference", "dtype_check")))

@@ -30,4 +30,5 @@ def run(graph, ctx):
 
 
 inference_specialization = register(Pass("inference_specialization", run, modes=("eval", "predict", "export"),
-                                         description=__doc__.splitlines()[0]))
+                                         description=__doc__.splitlines()[0],
+    preserves=("shape_inference", "dtype_check")))

@@ -70,4 +70,5 @@ def run(graph, ctx):
                       (f": {', '.join(inlined)}" if inlined else ""))
 
 
-inline_nested_models = register(Pass("inline", run, description=__doc__.splitlines()[0]))
+inline_nested_models = register(Pass("inline", run, description=__doc__.splitlines()[0],
+    preserves=("shape_inference", "dtype_check")))

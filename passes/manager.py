@@ -33,6 +33,8 @@ class Pass:
     requires: tuple = ()             # names of passes that must run first
     modes: tuple = ("train", "eval", "predict", "export")
     description: str = ""
+    preserves: tuple = ()            # analyses still valid after this pass changes the IR
+    analysis: bool = False           # an analysis: re-run when a later pass needs it after invalidating it
 
     def __call__(self, graph, ctx):
         return self.fn(graph, ctx)
@@ -92,6 +94,7 @@ def order_passes(passes):
 class PassManager:
     def __init__(self, passes, verify=False, fixed_point=False, max_iterations=8):
         self.passes = order_passes(passes)
+        self._by_name = {p.name: p for p in self.passes}
         self.verify = verify
         self.fixed_point = fixed_point
         self.max_iterations = max_iterations
@@ -100,31 +103,44 @@ class PassManager:
         """Run the pipeline on a copy of `graph`; return (new graph, [PassRecord], {pass name: graph after})."""
         graph = ir.copy(graph)
         records, stages, ran = [], {"input": graph}, []
+        valid = set()
         for _ in range(self.max_iterations if self.fixed_point else 1):
             any_changed = False
             for p in self.passes:
                 if ctx.mode not in p.modes:
                     continue
-                before = graph.number_of_nodes()
-                start = time.perf_counter()
-                try:
-                    result = p(graph, ctx)
-                    if not isinstance(result, PassResult):
-                        raise PassError(f"Pass {p.name!r} returned {type(result).__name__}, expected PassResult.")
-                    graph = result.graph
-                    if result.changed:
-                        graph.graph["order"] = ir.topo_order(graph)
-                    if self.verify:
-                        ir.verify(graph)
-                except PassError:
-                    raise
-                except Exception as exc:
-                    raise PassError(f"Pass {p.name!r} failed (after {ran or 'no passes'}): {exc}") from exc
-                ran.append(p.name)
-                records.append(PassRecord(p.name, result.changed, result.report, before, graph.number_of_nodes(),
-                                          time.perf_counter() - start))
-                stages[p.name] = graph
-                any_changed |= result.changed
+                for req in p.requires:             # an analysis a rewrite invalidated runs again first
+                    analysis = self._by_name[req]
+                    if analysis.analysis and req not in valid and req in ran:
+                        graph = self._run_one(analysis, graph, ctx, records, stages, ran, valid)
+                graph = self._run_one(p, graph, ctx, records, stages, ran, valid)
+                any_changed |= records[-1].changed
             if not any_changed:
                 break
         return graph, records, stages
+
+    def _run_one(self, p, graph, ctx, records, stages, ran, valid):
+        before = graph.number_of_nodes()
+        start = time.perf_counter()
+        try:
+            result = p(graph, ctx)
+            if not isinstance(result, PassResult):
+                raise PassError(f"Pass {p.name!r} returned {type(result).__name__}, expected PassResult.")
+            graph = result.graph
+            if result.changed:
+                graph.graph["order"] = ir.topo_order(graph)
+            if self.verify:
+                ir.verify(graph)
+        except PassError:
+            raise
+        except Exception as exc:
+            raise PassError(f"Pass {p.name!r} failed (after {ran or 'no passes'}): {exc}") from exc
+        ran.append(p.name)
+        records.append(PassRecord(p.name, result.changed, result.report, before, graph.number_of_nodes(),
+                                  time.perf_counter() - start))
+        stages[p.name] = graph
+        if p.analysis:
+            valid.add(p.name)
+        elif result.changed:
+            valid.intersection_update(p.preserves)
+        return graph

@@ -190,4 +190,5 @@ def ir_slot():
 
 
 scan_repeated_blocks = register(Pass("scan_repeated_blocks", run, requires=("shape_inference",),
-                                     description=__doc__.splitlines()[0]))
+                                     description=__doc__.splitlines()[0],
+    preserves=("shape_inference", "dtype_check")))

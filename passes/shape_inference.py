@@ -42,4 +42,4 @@ def run(graph, ctx):
     return PassResult(graph, False, f"checked {checked} nodes: all output shapes match")
 
 
-shape_inference = register(Pass("shape_inference", run, description=__doc__.splitlines()[0]))
+shape_inference = register(Pass("shape_inference", run, description=__doc__.splitlines()[0], analysis=True))

@@ -40,7 +40,8 @@ class OptionJit:
 
 
 class CompiledModel:
-    def __init__(self, model, mode="jit", passes=None, compile_config=None, verify=False, compiler_options=None):
+    def __init__(self, model, mode="jit", passes=None, compile_config=None, verify=False, compiler_options=None,
+                 pass_options=None):
         if mode not in ("jit", "eager"):
             raise ValueError(f"compile_model: mode must be 'jit' or 'eager'; received {mode!r}.")
         self.model = model
@@ -54,6 +55,7 @@ class CompiledModel:
         self.trace_counts = collections.Counter()
         self.compile_seconds = {}
         self.compiler_options = dict(compiler_options or {})
+        self.pass_options = dict(pass_options or {})
 
     # -- passes and lowering -----------------------------------------------------------------------
     def _pipeline(self, pass_mode):
@@ -62,7 +64,8 @@ class CompiledModel:
             manager = passes_lib.PassManager(names, verify=self.verify)
             base = self.model.graph if hasattr(self.model, "graph") else ir.build(self.model)
             ir.verify(base)
-            self._pipelines[pass_mode] = manager.run(base, passes_lib.PassContext(mode=pass_mode))
+            ctx = passes_lib.PassContext(mode=pass_mode, options=self.pass_options)
+            self._pipelines[pass_mode] = manager.run(base, ctx)
         return self._pipelines[pass_mode]
 
     def graph(self, stage="predict"):
@@ -181,15 +184,17 @@ class CompiledModel:
         return text
 
 
-def compile_model(model, mode="jit", passes=None, verify=False, compile_config=None, compiler_options=None):
+def compile_model(model, mode="jit", passes=None, verify=False, compile_config=None, compiler_options=None,
+                  pass_options=None):
     """Compile a model: passes over its IR, lowering to pure functions, one jitted step per endpoint.
 
     mode: "jit" (XLA-compiled steps) or "eager" (the same lowered functions run op by op, for comparison).
     passes: a custom list of pass names or `fncompiler.passes.Pass` objects (default: the mode's pipeline).
     verify: run `ir.verify` after every pass.
     compiler_options: XLA compile options for every step (e.g. {"xla_cpu_experimental_ynn_fusion_type": ""}).
+    pass_options: options the passes read (e.g. {"remat_policy": "dots_saveable", "scan_min_repeats": 4}).
     """
     if compile_config is None:
         compile_config = getattr(model, "_compile_config", None)
     return CompiledModel(model, mode=mode, passes=passes, compile_config=compile_config, verify=verify,
-                         compiler_options=compiler_options)
+                         compiler_options=compiler_options, pass_options=pass_options)

@@ -1,6 +1,8 @@
 """Where the step's arrays live. Without a distribution: the default device. Under
 `fncompiler.distribution.set_distribution(...)` (or its `scope()`), the distribution places batches (sharded
-over its data axis) and weights / optimizer state (by its layout map), and the jitted step follows the data.
+over its data axis) and weights / optimizer state (by its layout map), and the jitted step follows the data:
+jit compiles one SPMD program for the input shardings it receives (XLA adds the collectives), and the outputs
+come back with the same shardings, so the donated train state keeps its layout from step to step.
 """
 import jax.numpy as jnp
 
@@ -28,10 +30,17 @@ def place_weights(values, variables):
     dist = current()
     if dist is None:
         return list(values)
+    many = getattr(dist, "place_weights", None)
+    if many is not None:       # also remembers the layouts, so optimizer slots can mirror them (place_tree)
+        return many(list(values), list(variables))
     return [dist.place_weight(x, v) for x, v in zip(values, variables)]
 
 
 def place_tree(tree):
-    """Any other state (optimizer, metrics, RNG): replicated under a distribution."""
+    """Any other state (optimizer, metrics, RNG): replicated under a distribution, except optimizer slots that
+    mirror the weight list (e.g. Adam's moments), which take the weights' layouts."""
     dist = current()
-    return tree if dist is None else dist.place_replicated(tree)
+    if dist is None:
+        return tree
+    state = getattr(dist, "place_state", None)
+    return state(tree) if state is not None else dist.place_replicated(tree)

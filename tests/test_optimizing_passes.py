@@ -141,3 +141,61 @@ def test_predict_pipeline_on_a_nested_model_with_dropout_and_bn():
     assert ir.count_ops(g) == {"FoldedBatchNorm": 1, "Dense": 1}
     xs = np.random.rand(4, 5).astype("float32")
     np.testing.assert_allclose(np.asarray(compiled(xs)), np.asarray(model(xs)), rtol=1e-5, atol=1e-6)
+
+
+def test_simplify_rules_each_keep_values():
+    x = keras.Input(shape=(4, 6), name="x")
+    h = layers.Activation("linear", name="lin")(x)
+    h = layers.ReLU(name="r1")(h)
+    h = layers.Activation("relu", name="r2")(h)                # relu(relu(x)) -> relu(x)
+    h = layers.Permute((2, 1), name="p1")(h)
+    h = layers.Permute((2, 1), name="p2")(h)                   # cancels
+    h = layers.Reshape((24,), name="flat")(h)
+    h = layers.Reshape((6, 4), name="re")(h)                   # merged into one reshape
+    out = layers.Dense(3, name="d")(h)
+    model = keras.Model(x, out)
+    g, records, _ = run_passes(model, ["simplify"])
+    assert ir.count_ops(g) == {"ReLU": 1, "Reshape": 1, "Dense": 1}
+    report = records[-1].report
+    for what in ("removed linear activation", "removed repeated relu", "removed a pair of cancelling permutes",
+                 "merged two reshapes"):
+        assert what in report
+    assert_same_outputs(model, model.graph, g, [np.random.randn(2, 4, 6).astype("float32")])
+
+
+def test_permutes_compose():
+    x = keras.Input(shape=(2, 3, 4), name="x")
+    out = layers.Permute((3, 1, 2), name="b")(layers.Permute((2, 3, 1), name="a")(x))
+    model = keras.Model(x, layers.Flatten()(layers.Permute((1, 3, 2), name="c")(out)))
+    g, _, _ = run_passes(model, ["simplify"])
+    assert ir.count_ops(g)["Permute"] == 1
+    assert_same_outputs(model, model.graph, g, [np.random.randn(2, 2, 3, 4).astype("float32")])
+
+
+def test_remat_keeps_gradients_and_reports_memory():
+    x = keras.Input(shape=(32,), name="x")
+    h = x
+    for i in range(4):
+        h = layers.Dense(32, activation="tanh", name=f"d{i}")(h)
+    model = keras.Model(x, h)
+    g, records, _ = run_passes(model, ["remat"], mode="train")
+    assert records[-1].report == "4 layers rematerialized (nothing_saveable)"
+    from fncompiler.runtime import lowering
+    xs = jnp.asarray(np.random.randn(8, 32).astype("float32"))
+
+    def grads(graph):
+        low = lowering.lower(graph, model)
+        return jax.grad(lambda tv: jnp.sum(low.forward(tv, [], [xs], None, True)[0][0] ** 2))(
+            [v.value for v in low.trainable])
+    for a, b in zip(grads(model.graph), grads(g)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_a_rewrite_that_does_not_preserve_shapes_reruns_shape_inference(mlp):
+    from fncompiler.passes import Pass, PassResult
+
+    def touch(g, ctx):
+        return PassResult(g, True, "touched")
+    needs = Pass("needs_shapes", lambda g, ctx: PassResult(g, False, "ok"), requires=("shape_inference",))
+    _, records, _ = PassManager(["shape_inference", Pass("touch", touch), needs]).run(mlp.graph, PassContext())
+    assert [r.name for r in records] == ["shape_inference", "touch", "shape_inference", "needs_shapes"]

@@ -123,7 +123,7 @@ def eval_spec(fn, args, kwargs, who):
 
 # Private attributes the framework itself uses to hold layers it does not own as sub-layers.
 _UNTRACKED = {"_layers", "_functional", "_stack", "_trainer", "_predict_trainer", "_chain", "_linear", "_bn",
-              "_after", "_template", "_vars"}
+              "_after", "_template", "_vars", "_layer_ref"}
 
 
 class Layer:
