@@ -4,6 +4,7 @@ over its data axis) and weights / optimizer state (by its layout map), and the j
 jit compiles one SPMD program for the input shardings it receives (XLA adds the collectives), and the outputs
 come back with the same shardings, so the donated train state keeps its layout from step to step.
 """
+import jax
 import jax.numpy as jnp
 
 
@@ -44,3 +45,53 @@ def place_tree(tree):
         return tree
     state = getattr(dist, "place_state", None)
     return state(tree) if state is not None else dist.place_replicated(tree)
+
+
+def _layout_of_array(x, replicated):
+    sharding = getattr(x, "sharding", None)
+    if isinstance(sharding, jax.sharding.NamedSharding) and sharding.mesh == replicated.mesh:
+        return sharding
+    return replicated
+
+
+class _LayoutKeepingJit:
+    """`jax.jit(fn, donate_argnums=donate)` whose outputs keep the layout of the donated argument under a
+    distribution (Keras's JAX trainer passes `out_shardings` for the same reason): without it XLA picks output
+    shardings by propagation, e.g. a replicated bias next to a column-split kernel can come back split, and the
+    next step would then see a new input layout (a recompile, and a donated buffer it cannot reuse)."""
+
+    def __init__(self, fn, donate_argnums):
+        self._fn = fn
+        self._donate = tuple(donate_argnums)
+        self._plain = jax.jit(fn, donate_argnums=self._donate)
+        self._by_layout = {}
+
+    def __call__(self, *args):
+        dist = current()
+        if dist is None or len(self._donate) != 1:
+            return self._plain(*args)
+        donated = args[self._donate[0]]
+        replicated = dist.replicated_sharding()
+        leaves, treedef = jax.tree_util.tree_flatten(donated)
+        shardings = [_layout_of_array(x, replicated) for x in leaves]
+        key = (treedef, tuple(shardings))
+        step = self._by_layout.get(key)
+        if step is None:
+            step = jax.jit(self._fn, donate_argnums=self._donate,
+                           out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))
+            self._by_layout[key] = step
+        return step(*args)
+
+    def lower(self, *args, **kwargs):
+        return self._plain.lower(*args, **kwargs)
+
+    def eval_shape(self, *args, **kwargs):
+        return self._plain.eval_shape(*args, **kwargs)
+
+
+def jit_step(fn, donate_argnums=()):
+    """`jax.jit(fn, donate_argnums=...)` for a step whose output is the new value of its one donated argument
+    (train: the state; eval: the metric states): under a distribution the output keeps the donated argument's
+    shardings (out_shardings = in shardings), so donation and the one-trace-per-signature property hold across
+    steps; without a distribution it is the plain jit."""
+    return _LayoutKeepingJit(fn, donate_argnums) if donate_argnums else jax.jit(fn)
