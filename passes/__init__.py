@@ -12,6 +12,7 @@ from .fold_batchnorm import fold_batchnorm
 from .scan_blocks import ScanBlocks, scan_repeated_blocks
 from .simplify import simplify
 from .remat import remat
+from .mixed_precision import mixed_precision
 
 # Each mode's pipeline; the manager still orders passes by their requirements. Passes that measured no gain
 # (see docs/passes.md) are registered but left out: name them in compile_model(model, passes=[...]).
@@ -36,4 +37,4 @@ def default_pipeline(mode):
 __all__ = ["Pass", "PassContext", "PassError", "PassManager", "PassRecord", "PassResult", "get", "order_passes",
            "register", "shape_inference", "dtype_check", "fusion", "constant_folding", "ShapeMismatchError",
            "DtypeError", "PIPELINES", "default_pipeline", "inline_nested_models", "dead_code_elimination",
-           "common_subexpression_elimination", "inference_specialization", "fold_batchnorm", "scan_repeated_blocks", "ScanBlocks", "simplify", "remat"]
+           "common_subexpression_elimination", "inference_specialization", "fold_batchnorm", "scan_repeated_blocks", "ScanBlocks", "simplify", "remat", "mixed_precision"]

@@ -199,3 +199,27 @@ def test_a_rewrite_that_does_not_preserve_shapes_reruns_shape_inference(mlp):
     needs = Pass("needs_shapes", lambda g, ctx: PassResult(g, False, "ok"), requires=("shape_inference",))
     _, records, _ = PassManager(["shape_inference", Pass("touch", touch), needs]).run(mlp.graph, PassContext())
     assert [r.name for r in records] == ["shape_inference", "touch", "shape_inference", "needs_shapes"]
+
+
+@pytest.mark.parametrize("policy,dtype,tol", [("mixed_bfloat16", "bfloat16", 5e-2), ("mixed_float16", "float16", 5e-3)])
+def test_mixed_precision_casts_at_layer_boundaries_and_keeps_float32_variables(policy, dtype, tol):
+    x = keras.Input(shape=(16,), name="x")
+    h = layers.Dense(32, activation="relu", name="d1")(x)
+    h = layers.LayerNormalization(name="ln")(h)
+    out = layers.Dense(4, name="head")(h)
+    model = keras.Model(x, out)
+    from fncompiler.passes import PassContext as Ctx
+    g, records, _ = PassManager(["shape_inference", "mixed_precision"], verify=True).run(
+        model.graph, Ctx("train", options={"dtype_policy": policy}))
+    assert g.nodes["d1"]["output_specs"][0].dtype == dtype
+    assert g.nodes["ln"]["output_specs"][0].dtype == "float32"
+    assert g.nodes["head"]["output_specs"][0].dtype == "float32"
+    assert all(v.dtype == "float32" for v in model.weights)
+    from fncompiler.runtime import lowering
+    low = lowering.lower(g, model)
+    xs = [jnp.asarray(np.random.randn(4, 16).astype("float32"))]
+    out_mixed = low.forward([v.value for v in low.trainable], [], xs, None, False)[0][0]
+    assert out_mixed.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(out_mixed), np.asarray(model(xs[0])), rtol=tol, atol=tol)
+    grads = jax.grad(lambda tv: jnp.sum(low.forward(tv, [], xs, None, True)[0][0]))([v.value for v in low.trainable])
+    assert all(gr.dtype == jnp.float32 for gr in grads)
