@@ -85,11 +85,11 @@ def hlo_count(compiled_exe):
     return sum(1 for line in text.splitlines() if " = " in line and not line.lstrip().startswith("//"))
 
 
-def measure(build, pipeline, batch=32, steps=20):
+def measure(build, pipeline, batch=32, steps=20, options=None):
     keras.utils.set_random_seed(0)
     model, in_shape, classes = build()
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    cm = keras.compile_model(model, passes=pipeline)
+    cm = keras.compile_model(model, passes=pipeline, pass_options=options)
     out = {"ir_nodes_before": model.graph.number_of_nodes(),
            "ir_nodes_after": cm.graph("train").number_of_nodes()}
     x = [jnp.asarray(np.random.rand(batch, *in_shape).astype("float32"))]
@@ -113,21 +113,32 @@ def measure(build, pipeline, batch=32, steps=20):
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t)
     out["step_ms"] = float(np.median(times) * 1e3)
-    pm = keras.compile_model(model, passes=pipeline)
+    pm = keras.compile_model(model, passes=pipeline, pass_options=options)
     pstart = time.perf_counter()
     pexe = pm.lower("predict", batch_size=batch).compile()
     out["predict_compile_s"] = time.perf_counter() - pstart
     out["predict_ops"] = {k: v for k, v in sorted(__import__("fncompiler").ir.count_ops(pm.graph("predict")).items())}
     out["predict_hlo_instructions"] = hlo_count(pexe)
+    plow = pm.lowered("predict")
+    weights = ([v.value for v in plow.trainable], [v.value for v in plow.non_trainable])
+    jax.block_until_ready(pexe(*weights, x))
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        jax.block_until_ready(pexe(*weights, x))
+        times.append(time.perf_counter() - t)
+    out["predict_ms"] = float(np.median(times) * 1e3)
     return out
 
 
-CONFIGS = {
-    "baseline": BASE,
-    "default": None,
-    "+fusion": BASE + ["fusion"],
-    "+scan": BASE + ["scan_repeated_blocks"],
-    "+fold_bn": BASE + ["inference_specialization", "fold_batchnorm"],
+CONFIGS = {   # name -> (pipeline, pass options)
+    "baseline": (BASE, None),
+    "default": (None, None),
+    "+fusion": (BASE + ["fusion"], None),
+    "+scan": (BASE + ["scan_repeated_blocks"], None),
+    "+fold_bn": (BASE + ["inference_specialization", "fold_batchnorm"], None),
+    "+remat": (BASE + ["remat"], None),
+    "+bf16": (BASE + ["mixed_precision"], {"dtype_policy": "mixed_bfloat16"}),
 }
 
 
@@ -135,21 +146,27 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller deep models")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--models", default=None, help="comma-separated subset of the models")
     args = ap.parse_args(argv)
+    ap_models = args.models.split(",") if args.models else None
     models = {"mnist_mlp": mlp, "toy_resnet": toy_resnet,
               "residual_dense_32": (lambda: residual_dense(8 if args.quick else 32)),
               "conv_bn_8": conv_bn,
               "transformer_24": (lambda: transformer(4 if args.quick else 24))}
+    if ap_models:
+        models = {k: v for k, v in models.items() if k in ap_models}
     results = {}
     for mname, build in models.items():
-        for cname, pipeline in CONFIGS.items():
-            r = measure(build, pipeline)
+        for cname, (pipeline, options) in CONFIGS.items():
+            r = measure(build, pipeline, options=options)
             results[f"{mname}/{cname}"] = r
             base = results[f"{mname}/baseline"]
             print(f"{mname:18s} {cname:9s} nodes {r['ir_nodes_before']:4d}->{r['ir_nodes_after']:4d}  "
                   f"hlo {r['hlo_instructions']:6d}  compile {r['compile_s']:6.2f}s "
                   f"({base['compile_s'] / r['compile_s']:5.2f}x)  step {r['step_ms']:8.2f}ms "
-                  f"({r['step_ms'] / base['step_ms']:5.2f}x)  predict hlo {r['predict_hlo_instructions']}", flush=True)
+                  f"({r['step_ms'] / base['step_ms']:5.2f}x)  temp {r.get('temp_bytes', 0) / 2**20:7.2f}MiB  "
+                  f"predict hlo {r['predict_hlo_instructions']} {r['predict_ms']:.2f}ms "
+                  f"({r['predict_ms'] / base['predict_ms']:5.2f}x)", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"date": time.strftime("%Y-%m-%d"), "jax": jax.__version__, "results": results}, fh, indent=1)

@@ -33,7 +33,10 @@ def run(graph, ctx):
     wrapped = []
     for nid in list(graph.graph["order"]):
         data = graph.nodes[nid]
-        if data["kind"] != "layer" or not data["layer"].weights or data["arguments"][1]:
+        weights = data["layer"].weights
+        # layers that update state (BatchNormalization statistics) are not wrapped: an assignment made inside
+        # jax.checkpoint's trace cannot leave it
+        if data["kind"] != "layer" or not weights or data["arguments"][1] or not all(w.trainable for w in weights):
             continue
         data["layer"] = Rematerialized(data["layer"], policy, name=f"remat_{nid}")
         data["meta"]["remat"] = policy_name

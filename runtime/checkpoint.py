@@ -82,6 +82,33 @@ def _python_rng():
             "has_gauss": gauss is not None, "gauss": 0.0 if gauss is None else float(gauss)}
 
 
+def _seeded_layers(model):
+    """[(layer, attribute)] for the layers holding a Python-int seed (Dropout, GaussianNoise, RNN dropout...),
+    in a fixed walk over the model's layers. The seed is folded into the train step's key, so it is part of
+    the training state: a model rebuilt without the same global seed draws other seeds."""
+    out, seen = [], set()
+    stack = [model]
+    while stack:
+        layer = stack.pop(0)
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if layer is not model:
+            for attr in ("seed", "_seed"):
+                value = layer.__dict__.get(attr)
+                if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                    out.append((layer, attr))
+                    break
+        stack.extend(getattr(layer, "_layers", None) or [])
+    return out
+
+
+def _layer_seeds(model):
+    pairs = _seeded_layers(model)
+    return {"classes": [type(l).__name__ for l, _ in pairs], "names": [l.name for l, _ in pairs],
+            "seeds": np.asarray([int(getattr(l, a)) for l, a in pairs], np.int64)}
+
+
 def _default_epoch(model):
     history = getattr(model, "history", None)
     epochs = getattr(history, "epoch", None)
@@ -117,7 +144,7 @@ def save(path, model, epoch=None, step=None, logs=None, include_optimizer=True):
             step = optimizer.iterations(opt_state)
         if optimizer is not None and not getattr(optimizer, "has_schedule", True):
             lr = float(optimizer.learning_rate)
-    rng = {"numpy": _numpy_rng(), "python": _python_rng()}
+    rng = {"numpy": _numpy_rng(), "python": _python_rng(), "layer_seeds": _layer_seeds(model)}
     if key is not None:
         rng["trainer_key"] = np.asarray(key)
     members["rng.msgpack"] = flax_ser.msgpack_serialize(rng)
@@ -252,8 +279,9 @@ def _read_rng(data):
         tree = flax_ser.msgpack_restore(data)
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"rng.msgpack is corrupt: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(tree, dict) or not set(tree) <= {"trainer_key", "numpy", "python"}:
-        raise CheckpointError("rng.msgpack must hold a map with 'trainer_key', 'numpy' and 'python'.")
+    if not isinstance(tree, dict) or not set(tree) <= {"trainer_key", "numpy", "python", "layer_seeds"}:
+        raise CheckpointError("rng.msgpack must hold a map with 'trainer_key', 'numpy', 'python' and "
+                              "'layer_seeds'.")
     out = {}
     if "trainer_key" in tree:
         expected = jax.random.key_data(jax.random.key(0))
@@ -272,6 +300,16 @@ def _read_rng(data):
         words = _array(pyst.get("state"), "python state", np.uint32, (625,))
         gauss = _float(pyst.get("gauss"), "python gauss") if pyst.get("has_gauss") else None
         out["python"] = (_int(pyst.get("version"), "python version", 0, 1000), tuple(int(w) for w in words), gauss)
+    seeds = tree.get("layer_seeds")
+    if seeds is not None:
+        classes, values = seeds.get("classes") if isinstance(seeds, dict) else None, None
+        if isinstance(seeds, dict) and isinstance(seeds.get("seeds"), np.ndarray):
+            values = seeds["seeds"]
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or values is None or \
+                values.dtype != np.int64 or values.shape != (len(classes),):
+            raise CheckpointError("rng.msgpack: 'layer_seeds' must hold 'classes' (names) and 'seeds' (int64, one "
+                                  "per class name).")
+        out["layer_seeds"] = (classes, [int(v) for v in values])
     return out
 
 
@@ -305,10 +343,31 @@ def restore(path, model, restore_global_rng=True, restore_optimizer=True):
             raise CheckpointError(f"{path!r}: the optimizer state does not match {type(optimizer).__name__} of model "
                                   f"{model.name!r}: {exc}") from exc
         opt_state = jax.tree_util.tree_map(jnp.asarray, opt_state)
+    seeded = _seeded_layers(model)
+    if "layer_seeds" in rng:
+        classes, seeds = rng["layer_seeds"]
+        ours = [type(l).__name__ for l, _ in seeded]
+        if ours != classes:
+            raise CheckpointError(f"{path!r} was saved from a model whose seeded layers are {classes}; model "
+                                  f"{model.name!r} has {ours}: a different architecture.")
     # -- everything checked: now change the model --------------------------------------------------
     for var, value in zip(model.weights, weights):
         var.assign(value)
     trainer = getattr(model, "_trainer", None)
+    if "layer_seeds" in rng:
+        changed = False
+        for (layer, attr), seed in zip(seeded, rng["layer_seeds"][1]):
+            if getattr(layer, attr) != seed:
+                object.__setattr__(layer, attr, seed)
+                changed = True
+        if changed and trainer is not None:
+            # The seeds are constants in the compiled train step: let the next fit build (and trace) a new trainer,
+            # which picks up the restored state below.
+            if trainer.opt_state is not None and opt_state is None:
+                model._restored_opt_state = trainer.opt_state
+            if trainer.rng_state is not None and "trainer_key" not in rng:
+                model._restored_rng_state = trainer.rng_state
+            model._trainer = trainer = None
     if opt_state is not None:
         if not getattr(optimizer, "has_schedule", True) and meta.get("learning_rate") is not None:
             # fit() writes optimizer.learning_rate into the state at each epoch start: keep them equal.

@@ -227,8 +227,8 @@ def _diagnose(graph, fn, specs, model_name):
                 hint = (" Its code needs a concrete batch (or other unknown) dimension: export with "
                         "batch_size=N and concrete input shapes, or make the layer shape-polymorphic.")
             msg = str(exc).strip()
-            raise ExportError(f"Cannot export {model_name!r}: tracing the predict step failed in {where}: "
-                              f"{type(exc).__name__}: {msg}{'' if msg.endswith('.') else '.'}{hint}") from exc
+            raise ExportError(f"Cannot export {model_name!r}: tracing the predict step failed in {where}.{hint} "
+                              f"{type(exc).__name__}: {msg}") from exc
     bad = []
     for eqn in _callback_eqns(jaxpr.jaxpr):
         layer = _layer_path(eqn.source_info.name_stack)

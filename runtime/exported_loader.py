@@ -486,13 +486,18 @@ def read_artifact(path):
         if tuple(w.shape) != tuple(aval.shape) or w.dtype != aval.dtype:
             raise ExportedArtifactError(f"{path!r}: weight {i} is {w.dtype}{list(w.shape)}, the module expects "
                                         f"{aval.dtype}{list(aval.shape)}.")
-    for spec, aval in zip(sig["inputs"], avals[len(weights):]):
-        if len(spec["shape"]) != len(aval.shape) or str(aval.dtype) != spec["dtype"]:
-            raise ExportedArtifactError(f"{path!r}: input {spec['name']!r} is {spec['dtype']}{spec['shape']} in "
-                                        f"signature.json, {aval.dtype}{list(aval.shape)} in the module.")
     if len(exported.out_avals) != len(sig["outputs"]):
         raise ExportedArtifactError(f"{path!r}: the module has {len(exported.out_avals)} outputs, signature.json "
                                     f"lists {len(sig['outputs'])}.")
+    for kind, specs, module_avals in (("input", sig["inputs"], avals[len(weights):]),
+                                      ("output", sig["outputs"], exported.out_avals)):
+        for spec, aval in zip(specs, module_avals):
+            # a concrete dimension must be recorded as itself, a symbolic one (any size) as None
+            dims = [int(d) if isinstance(d, (int, np.integer)) else None for d in aval.shape]
+            if list(spec["shape"]) != dims or str(aval.dtype) != spec["dtype"]:
+                raise ExportedArtifactError(f"{path!r}: {kind} {spec['name']!r} is {spec['dtype']}"
+                                            f"{list(spec['shape'])} in signature.json, {aval.dtype}{dims} in the "
+                                            "module.")
     return sig, exported, weights
 
 

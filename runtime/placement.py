@@ -95,3 +95,14 @@ def jit_step(fn, donate_argnums=()):
     shardings (out_shardings = in shardings), so donation and the one-trace-per-signature property hold across
     steps; without a distribution it is the plain jit."""
     return _LayoutKeepingJit(fn, donate_argnums) if donate_argnums else jax.jit(fn)
+
+
+def to_host(array):
+    """A batch-major step output (e.g. predictions) -> a NumPy array. Under a distribution spanning several
+    processes, each process gets the rows of the batch it fed (a plain `np.asarray` cannot read an array whose
+    shards live in other processes)."""
+    dist = current()
+    if dist is None or not hasattr(dist, "batch_to_host"):
+        import numpy as np
+        return np.asarray(array)
+    return dist.batch_to_host(array)

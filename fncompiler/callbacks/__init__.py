@@ -1,6 +1,7 @@
 """Callbacks with the Keras hooks and names."""
 from .callback import Callback, CallbackList
 from .history import History
+from .checkpoint import ModelCheckpoint
 from .monitors import EarlyStopping, ReduceLROnPlateau, TerminateOnNaN
 from .schedulers import CSVLogger, LearningRateScheduler
 

@@ -428,6 +428,28 @@ class Distribution:
             host = np.asarray(multihost_utils.process_allgather(host, tiled=True))
         return jax.make_array_from_process_local_data(self.replicated_sharding(), host, host.shape)
 
+    def batch_to_host(self, array):
+        """A batch-major step output (predictions) -> NumPy, this process's rows only: the rows that match the
+        rows this process fed to `place_batch` (all rows in a single process)."""
+        if not isinstance(array, jax.Array) or array.is_fully_addressable:
+            return np.asarray(array)
+        groups, _ = self._data_groups()
+        full = tuple(slice(0, n) for n in array.shape[1:])
+        rows_only = array.ndim and not array.is_fully_replicated and all(
+            tuple(slice(i.start or 0, array.shape[d + 1] if i.stop is None else i.stop) for d, i in
+                  enumerate(shard.index[1:])) == full for shard in array.addressable_shards)
+        if rows_only:
+            blocks = {}
+            for shard in array.addressable_shards:     # split along axis 0 only: this process's row blocks
+                blocks.setdefault(shard.index[0].start or 0, shard.data)
+            return np.concatenate([np.asarray(blocks[k]) for k in sorted(blocks)], axis=0)
+        host = to_host(array)
+        if groups == 1 or host.ndim == 0:
+            return host
+        rows = host.shape[0] // groups
+        me = jax.process_index()
+        return host[me * rows:(me + 1) * rows]
+
     def place_weight(self, value, variable):
         """A weight value -> a global array laid out by `get_variable_layout(variable)`."""
         layout = self.get_variable_layout(variable)

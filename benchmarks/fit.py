@@ -1,0 +1,1184 @@
+"""Training-loop benchmark: the guide's four training setups, fncompiler's fit against hand-written JAX.
+
+    python benchmarks/fit.py [--quick] [--json out.json] [--md out.md] [--models mlp,resnet,ticket,autoencoder]
+                             [--configs fncompiler,jax_jit,...] [--samples N] [--epochs E]
+
+Every (model, configuration) pair runs in its own fresh Python process, one after another, so compile caches,
+device buffers and memory do not leak between them; the parent only orchestrates and compares.
+
+Models (synthetic data of the guide's shapes; `--samples` / $FNCOMPILER_BENCH_SAMPLES overrides the count):
+  mlp          784-64-64-10 relu, batch 64, validation_split 0.2, SparseCategoricalCrossentropy(from_logits),
+               RMSprop, metrics ["accuracy"]; 60000 samples (quick 6000)
+  resnet       the guide's toy ResNet on 32x32x3, batch 64, validation_split 0.2 (as in the guide),
+               CategoricalCrossentropy(from_logits), RMSprop(1e-3), metrics ["acc"]; 1000 samples (quick 256)
+  ticket       the guide's ticket model (title len 12, body len 100, 12 tags; two outputs, dict losses with
+               loss_weights 1.0 / 0.2), batch 32; 1280 samples
+  autoencoder  the guide's conv autoencoder on 28x28x1, mse, batch 64; 1000 samples (quick 256)
+
+Configurations:
+  fncompiler        model.fit with the default compile arguments
+  fncompiler_spe1   compile(steps_per_execution=1)   (per-step jit)
+  fncompiler_spe16  compile(steps_per_execution=16)  (scan over 16 device-resident batches)
+  fncompiler_auto   compile(steps_per_execution="auto")
+  fncompiler_eager  compile(run_eagerly=True): a few steps, extrapolated to one epoch (labelled so)
+  jax_jit           hand-written jax.jit + optax train step, same layers in jax.lax/jnp, same initial weights
+  jax_scan          hand-written whole-epoch lax.scan over device-resident batches
+  keras             Keras 3 fit (JAX backend), only when `import keras` works
+
+All runs use shuffle=False so every configuration sees the same batches in the same order; the loss of each
+epoch is compared with the jax_jit baseline's (same initial weights) and a configuration that does not match
+is marked FAIL and gets no ratios. See docs/benchmarks.md for what each number means.
+"""
+import argparse
+import collections
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+MODELS = ("mlp", "resnet", "ticket", "autoencoder")
+CONFIGS = ("jax_jit", "fncompiler", "fncompiler_spe1", "fncompiler_spe16", "fncompiler_auto", "fncompiler_eager",
+           "jax_scan", "keras")
+LABELS = {
+    "fncompiler": "fncompiler fit (default)",
+    "fncompiler_spe1": "fncompiler steps_per_execution=1",
+    "fncompiler_spe16": "fncompiler steps_per_execution=16",
+    "fncompiler_auto": 'fncompiler steps_per_execution="auto"',
+    "fncompiler_eager": "fncompiler run_eagerly=True (extrapolated)",
+    "jax_jit": "hand-written jax.jit + optax",
+    "jax_scan": "hand-written lax.scan epoch",
+    "keras": "Keras 3 fit",
+}
+FNC_COMPILE_EXTRA = {
+    "fncompiler": {},
+    "fncompiler_spe1": {"steps_per_execution": 1},
+    "fncompiler_spe16": {"steps_per_execution": 16},
+    "fncompiler_auto": {"steps_per_execution": "auto"},
+    "fncompiler_eager": {"run_eagerly": True},
+}
+
+SETUPS = {
+    #               samples, quick samples, batch, validation_split, learning rate
+    "mlp": dict(samples=60000, quick=6000, batch_size=64, validation_split=0.2, lr=1e-3),
+    "resnet": dict(samples=1000, quick=256, batch_size=64, validation_split=0.2, lr=1e-3),
+    "ticket": dict(samples=1280, quick=1280, batch_size=32, validation_split=0.0, lr=1e-3),
+    "autoencoder": dict(samples=1000, quick=256, batch_size=64, validation_split=0.0, lr=1e-3),
+}
+# Loss-trend tolerance (relative, per epoch) against the hand-written baseline. The ResNet has Dropout(0.5),
+# whose random masks differ between implementations, so only its trend can agree, not its values.
+LOSS_RTOL = {"mlp": 0.02, "resnet": 0.10, "ticket": 0.02, "autoencoder": 0.02}
+INIT_LOSS_RTOL = 1e-4          # forward pass at the initial weights (inference mode: no dropout)
+EAGER_STEPS = {"mlp": 8, "resnet": 4, "ticket": 3, "autoencoder": 4}
+RUNNING_STEPS = 10             # the baseline records its running-mean loss over the first steps (for eager)
+PREDICT_CALLS = 200
+PREDICT_BIG = 1024
+PREDICT_BIG_CALLS = 5
+SEED = 1234
+
+
+# =========================================================================================================
+# Models, written once against a Keras-like module (fncompiler, or keras when installed)
+# =========================================================================================================
+def build_model(name, K):
+    L = K.layers
+    if name == "mlp":
+        inputs = K.Input(shape=(784,), name="digits")
+        x = L.Dense(64, activation="relu", name="dense_1")(inputs)
+        x = L.Dense(64, activation="relu", name="dense_2")(x)
+        outputs = L.Dense(10, name="predictions")(x)
+        return K.Model(inputs=inputs, outputs=outputs, name="mnist_model")
+    if name == "resnet":
+        inputs = K.Input(shape=(32, 32, 3), name="img")
+        x = L.Conv2D(32, 3, activation="relu", name="conv_1")(inputs)
+        x = L.Conv2D(64, 3, activation="relu", name="conv_2")(x)
+        block_1_output = L.MaxPooling2D(3, name="pool")(x)
+        x = L.Conv2D(64, 3, activation="relu", padding="same", name="conv_3")(block_1_output)
+        x = L.Conv2D(64, 3, activation="relu", padding="same", name="conv_4")(x)
+        block_2_output = L.add([x, block_1_output], name="add_1")
+        x = L.Conv2D(64, 3, activation="relu", padding="same", name="conv_5")(block_2_output)
+        x = L.Conv2D(64, 3, activation="relu", padding="same", name="conv_6")(x)
+        block_3_output = L.add([x, block_2_output], name="add_2")
+        x = L.Conv2D(64, 3, activation="relu", name="conv_7")(block_3_output)
+        x = L.GlobalAveragePooling2D(name="gap")(x)
+        x = L.Dense(256, activation="relu", name="dense")(x)
+        x = L.Dropout(0.5, name="dropout")(x)
+        outputs = L.Dense(10, name="logits")(x)
+        return K.Model(inputs, outputs, name="toy_resnet")
+    if name == "ticket":
+        title_input = K.Input(shape=(None,), name="title")
+        body_input = K.Input(shape=(None,), name="body")
+        tags_input = K.Input(shape=(12,), name="tags")
+        title_features = L.Embedding(10000, 64, name="title_embedding")(title_input)
+        body_features = L.Embedding(10000, 64, name="body_embedding")(body_input)
+        title_features = L.LSTM(128, name="title_lstm")(title_features)
+        body_features = L.LSTM(32, name="body_lstm")(body_features)
+        x = L.concatenate([title_features, body_features, tags_input], name="concat")
+        priority_pred = L.Dense(1, name="priority")(x)
+        department_pred = L.Dense(4, name="department")(x)
+        return K.Model(inputs=[title_input, body_input, tags_input],
+                       outputs={"priority": priority_pred, "department": department_pred}, name="ticket_model")
+    if name == "autoencoder":
+        encoder_input = K.Input(shape=(28, 28, 1), name="img")
+        x = L.Conv2D(16, 3, activation="relu", name="enc_conv_1")(encoder_input)
+        x = L.Conv2D(32, 3, activation="relu", name="enc_conv_2")(x)
+        x = L.MaxPooling2D(3, name="enc_pool")(x)
+        x = L.Conv2D(32, 3, activation="relu", name="enc_conv_3")(x)
+        x = L.Conv2D(16, 3, activation="relu", name="enc_conv_4")(x)
+        encoder_output = L.GlobalMaxPooling2D(name="enc_gmp")(x)
+        x = L.Reshape((4, 4, 1), name="reshape")(encoder_output)
+        x = L.Conv2DTranspose(16, 3, activation="relu", name="dec_convt_1")(x)
+        x = L.Conv2DTranspose(32, 3, activation="relu", name="dec_convt_2")(x)
+        x = L.UpSampling2D(3, name="dec_up")(x)
+        x = L.Conv2DTranspose(16, 3, activation="relu", name="dec_convt_3")(x)
+        decoder_output = L.Conv2DTranspose(1, 3, activation="relu", name="dec_convt_4")(x)
+        return K.Model(encoder_input, decoder_output, name="autoencoder")
+    raise ValueError(f"unknown model {name!r}")
+
+
+def compile_kwargs(name, K):
+    lr = SETUPS[name]["lr"]
+    if name == "mlp":
+        return dict(loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    optimizer=K.optimizers.RMSprop(lr), metrics=["accuracy"])
+    if name == "resnet":
+        return dict(optimizer=K.optimizers.RMSprop(lr),
+                    loss=K.losses.CategoricalCrossentropy(from_logits=True), metrics=["acc"])
+    if name == "ticket":
+        return dict(optimizer=K.optimizers.RMSprop(lr),
+                    loss={"priority": K.losses.BinaryCrossentropy(from_logits=True),
+                          "department": K.losses.CategoricalCrossentropy(from_logits=True)},
+                    loss_weights={"priority": 1.0, "department": 0.2})
+    if name == "autoencoder":
+        return dict(optimizer=K.optimizers.RMSprop(lr), loss="mse")
+    raise ValueError(name)
+
+
+def make_data(name, n, seed=0):
+    """(x, y) in the structure model.fit takes, and the flat lists (xs, ys) the hand-written code takes."""
+    rng = np.random.default_rng(seed)
+    if name == "mlp":
+        x = rng.random((n, 784), dtype=np.float32)
+        y = rng.integers(0, 10, size=(n,)).astype(np.int32)
+        return x, y, [x], [y]
+    if name == "resnet":
+        x = rng.random((n, 32, 32, 3), dtype=np.float32)
+        y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, size=(n,))]
+        return x, y, [x], [y]
+    if name == "ticket":
+        title = rng.integers(0, 10000, size=(n, 12)).astype(np.int32)
+        body = rng.integers(0, 10000, size=(n, 100)).astype(np.int32)
+        tags = rng.integers(0, 2, size=(n, 12)).astype(np.float32)
+        priority = rng.random((n, 1), dtype=np.float32)
+        department = rng.integers(0, 2, size=(n, 4)).astype(np.float32)
+        x = {"title": title, "body": body, "tags": tags}
+        y = {"priority": priority, "department": department}
+        return x, y, [title, body, tags], [priority, department]
+    if name == "autoencoder":
+        x = rng.random((n, 28, 28, 1), dtype=np.float32)
+        return x, x, [x], [x]
+    raise ValueError(name)
+
+
+def slice_structure(x, sl):
+    if isinstance(x, dict):
+        return {k: v[sl] for k, v in x.items()}
+    return x[sl]
+
+
+def tile_structure(x, n):
+    """The first n samples, repeating the data when it has fewer."""
+    def tile(a):
+        reps = -(-n // a.shape[0])
+        return np.concatenate([a] * reps, axis=0)[:n] if reps > 1 else a[:n]
+    if isinstance(x, dict):
+        return {k: tile(v) for k, v in x.items()}
+    return tile(x)
+
+
+def split_index(name, n):
+    vs = SETUPS[name]["validation_split"]
+    return int(n * (1.0 - vs)) if vs else n
+
+
+# =========================================================================================================
+# The hand-written baseline: the same layers in jax.lax / jnp, optax RMSprop with Keras's formula
+# =========================================================================================================
+def _jax():
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+    return jax, jnp, lax
+
+
+def hand_written(name):
+    """(forward(params, xs, key, training) -> outputs list, loss(ys, outs), accuracy(ys, outs) or None)."""
+    jax, jnp, lax = _jax()
+    relu = jax.nn.relu
+
+    def dense(p, layer, h):
+        w, b = p[layer]
+        return h @ w + b
+
+    def conv(p, layer, h, padding="VALID"):
+        k, b = p[layer]
+        return lax.conv_general_dilated(h, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+
+    def conv_transpose(p, layer, h):
+        # Keras's kernel is (kh, kw, filters, in); a stride-1 "valid" transposed convolution is a full
+        # convolution with the spatially flipped kernel, input and output channel axes swapped.
+        k, b = p[layer]
+        kh, kw = k.shape[0], k.shape[1]
+        kk = jnp.transpose(k[::-1, ::-1], (0, 1, 3, 2))
+        return lax.conv_general_dilated(h, kk, (1, 1), [(kh - 1, kh - 1), (kw - 1, kw - 1)],
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+
+    def max_pool(h, size):
+        return lax.reduce_window(h, -jnp.inf, lax.max, (1, size, size, 1), (1, size, size, 1), "VALID")
+
+    def lstm(p, layer, seq):
+        kernel, recurrent, bias = p[layer]
+        units = recurrent.shape[0]
+        proj = jnp.einsum("btf,fg->tbg", seq, kernel) + bias     # time-major input projections
+
+        def cell(carry, z_in):
+            h, c = carry
+            z = z_in + h @ recurrent
+            i = jax.nn.sigmoid(z[:, :units])
+            f = jax.nn.sigmoid(z[:, units:2 * units])
+            g = jnp.tanh(z[:, 2 * units:3 * units])
+            o = jax.nn.sigmoid(z[:, 3 * units:])
+            c = f * c + i * g
+            return (o * jnp.tanh(c), c), None
+
+        zeros = jnp.zeros((seq.shape[0], units), seq.dtype)
+        (h, _), _ = lax.scan(cell, (zeros, zeros), proj)
+        return h
+
+    def sparse_ce(y, logits):
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None].astype(jnp.int32), axis=-1))
+
+    def categorical_ce(y, logits):
+        return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(logits), axis=-1))
+
+    def binary_ce(y, logits):
+        return jnp.mean(jnp.maximum(logits, 0) - logits * y + jnp.log1p(jnp.exp(-jnp.abs(logits))))
+
+    if name == "mlp":
+        def forward(p, xs, key, training):
+            h = relu(dense(p, "dense_1", xs[0]))
+            h = relu(dense(p, "dense_2", h))
+            return [dense(p, "predictions", h)]
+
+        def loss(ys, outs):
+            return sparse_ce(ys[0], outs[0])
+
+        def accuracy(ys, outs):
+            return jnp.mean((jnp.argmax(outs[0], -1) == ys[0]).astype(jnp.float32))
+        return forward, loss, accuracy
+
+    if name == "resnet":
+        def forward(p, xs, key, training):
+            h = relu(conv(p, "conv_1", xs[0]))
+            h = relu(conv(p, "conv_2", h))
+            b1 = max_pool(h, 3)
+            h = relu(conv(p, "conv_3", b1, "SAME"))
+            h = relu(conv(p, "conv_4", h, "SAME"))
+            b2 = h + b1
+            h = relu(conv(p, "conv_5", b2, "SAME"))
+            h = relu(conv(p, "conv_6", h, "SAME"))
+            b3 = h + b2
+            h = relu(conv(p, "conv_7", b3))
+            h = jnp.mean(h, axis=(1, 2))
+            h = relu(dense(p, "dense", h))
+            if training:
+                keep = jax.random.bernoulli(key, 0.5, h.shape)
+                h = jnp.where(keep, h / 0.5, 0.0)
+            return [dense(p, "logits", h)]
+
+        def loss(ys, outs):
+            return categorical_ce(ys[0], outs[0])
+
+        def accuracy(ys, outs):
+            return jnp.mean((jnp.argmax(outs[0], -1) == jnp.argmax(ys[0], -1)).astype(jnp.float32))
+        return forward, loss, accuracy
+
+    if name == "ticket":
+        def forward(p, xs, key, training):
+            title, body, tags = xs
+            t = jnp.take(p["title_embedding"][0], title, axis=0)
+            b = jnp.take(p["body_embedding"][0], body, axis=0)
+            h = jnp.concatenate([lstm(p, "title_lstm", t), lstm(p, "body_lstm", b), tags], axis=-1)
+            return [dense(p, "priority", h), dense(p, "department", h)]
+
+        def loss(ys, outs):
+            return 1.0 * binary_ce(ys[0], outs[0]) + 0.2 * categorical_ce(ys[1], outs[1])
+        return forward, loss, None
+
+    if name == "autoencoder":
+        def forward(p, xs, key, training):
+            h = relu(conv(p, "enc_conv_1", xs[0]))
+            h = relu(conv(p, "enc_conv_2", h))
+            h = max_pool(h, 3)
+            h = relu(conv(p, "enc_conv_3", h))
+            h = relu(conv(p, "enc_conv_4", h))
+            h = jnp.max(h, axis=(1, 2))
+            h = h.reshape(h.shape[0], 4, 4, 1)
+            h = relu(conv_transpose(p, "dec_convt_1", h))
+            h = relu(conv_transpose(p, "dec_convt_2", h))
+            h = jnp.repeat(jnp.repeat(h, 3, axis=1), 3, axis=2)
+            h = relu(conv_transpose(p, "dec_convt_3", h))
+            return [relu(conv_transpose(p, "dec_convt_4", h))]
+
+        def loss(ys, outs):
+            return jnp.mean(jnp.square(ys[0] - outs[0]))
+        return forward, loss, None
+    raise ValueError(name)
+
+
+class HandWritten:
+    """Step functions of the baseline. Each `make_*` call returns a fresh jitted function (a fresh compile),
+    and every trace increments `traces[endpoint]`."""
+
+    def __init__(self, name, params):
+        import optax
+        self.name = name
+        self.forward, self.loss, self.accuracy = hand_written(name)
+        # Keras's RMSprop: v = rho*v + (1-rho)*g^2; w -= lr*g/sqrt(v + eps), rho=0.9, eps=1e-7.
+        self.optimizer = optax.rmsprop(SETUPS[name]["lr"], decay=0.9, eps=1e-7, eps_in_sqrt=True)
+        self.params = params
+        self.traces = collections.Counter()
+
+    def zero_metrics(self):
+        _, jnp, _ = _jax()
+        return (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+
+    def initial_state(self, seed=SEED):
+        jax, jnp, _ = _jax()
+        params = jax.tree_util.tree_map(jnp.asarray, self.params)
+        return (params, self.optimizer.init(params), jax.random.key_data(jax.random.key(seed)), self.zero_metrics())
+
+    def _accumulate(self, metrics, loss, ys, outs, batch):
+        _, jnp, _ = _jax()
+        acc = self.accuracy(ys, outs) if self.accuracy is not None else jnp.zeros((), jnp.float32)
+        return (metrics[0] + loss * batch, metrics[1] + acc * batch, metrics[2] + batch)
+
+    def train_step_fn(self):
+        import optax
+        jax, jnp, _ = _jax()
+
+        def train_step(state, xs, ys):
+            self.traces["train"] += 1
+            params, opt_state, key_data, metrics = state
+            key, sub = jax.random.split(jax.random.wrap_key_data(key_data))
+
+            def loss_fn(p):
+                outs = self.forward(p, xs, sub, True)
+                return self.loss(ys, outs), outs
+
+            (loss, outs), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, opt_state = self.optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            metrics = self._accumulate(metrics, loss, ys, outs, jnp.asarray(xs[0].shape[0], jnp.float32))
+            return params, opt_state, jax.random.key_data(key), metrics
+        return train_step
+
+    def eval_step_fn(self):
+        _, jnp, _ = _jax()
+
+        def eval_step(params, metrics, xs, ys):
+            self.traces["eval"] += 1
+            outs = self.forward(params, xs, None, False)
+            return self._accumulate(metrics, self.loss(ys, outs), ys, outs, jnp.asarray(xs[0].shape[0], jnp.float32))
+        return eval_step
+
+    def make_train_step(self):
+        jax, _, _ = _jax()
+        return jax.jit(self.train_step_fn(), donate_argnums=0)
+
+    def make_eval_step(self):
+        jax, _, _ = _jax()
+        return jax.jit(self.eval_step_fn(), donate_argnums=1)
+
+    def make_predict(self):
+        jax, _, _ = _jax()
+
+        def predict(params, xs):
+            self.traces["predict"] += 1
+            return self.forward(params, xs, None, False)
+        return jax.jit(predict)
+
+    def make_scan_epoch(self):
+        """jit(lax.scan of the train step over (steps, batch, ...) stacked batches)."""
+        jax, _, lax = _jax()
+        step = self.train_step_fn()
+
+        def epoch(state, xs, ys):
+            self.traces["train_scan"] += 1
+
+            def body(s, batch):
+                return step(s, batch[0], batch[1]), None
+            state, _ = lax.scan(body, state, (xs, ys))
+            return state
+        return jax.jit(epoch, donate_argnums=0)
+
+    def make_scan_eval(self):
+        jax, _, lax = _jax()
+        step = self.eval_step_fn()
+
+        def evaluate(params, metrics, xs, ys):
+            self.traces["eval_scan"] += 1
+
+            def body(m, batch):
+                return step(params, m, batch[0], batch[1]), None
+            metrics, _ = lax.scan(body, metrics, (xs, ys))
+            return metrics
+        return jax.jit(evaluate, donate_argnums=1)
+
+
+def _logs(metrics, with_accuracy):
+    total, correct, count = (float(v) for v in metrics)
+    out = {"loss": total / max(count, 1.0)}
+    if with_accuracy:
+        out["accuracy"] = correct / max(count, 1.0)
+    return out
+
+
+# =========================================================================================================
+# Workers (one per model and configuration, each in a fresh process)
+# =========================================================================================================
+def load_init(path):
+    """{layer name: [arrays]} saved by the init worker."""
+    with np.load(path) as data:
+        per_layer = collections.defaultdict(dict)
+        for key in data.files:
+            layer, index = key.rsplit("/", 1)
+            per_layer[layer][int(index)] = data[key]
+    return {layer: [ws[i] for i in sorted(ws)] for layer, ws in per_layer.items()}
+
+
+def set_init(model, init):
+    for layer in model.layers:
+        if layer.name in init:
+            layer.set_weights(init[layer.name])
+
+
+def worker_init(args):
+    import fncompiler as keras
+    keras.utils.set_random_seed(SEED)
+    model = build_model(args.model, keras)
+    arrays = {}
+    for layer in model.layers:
+        for i, w in enumerate(layer.get_weights()):
+            arrays[f"{layer.name}/{i}"] = np.asarray(w)
+    np.savez(args.init, **arrays)
+    return {"params": int(sum(a.size for a in arrays.values())), "layers": len(model.layers)}
+
+
+def _warm_backend():
+    import jax
+    import jax.numpy as jnp
+    jax.block_until_ready(jnp.zeros(()) + 1)
+
+
+def _fit_kwargs(args, n_samples=None):
+    setup = SETUPS[args.model]
+    kw = dict(batch_size=setup["batch_size"], shuffle=False, verbose=0)
+    if setup["validation_split"]:
+        kw["validation_split"] = setup["validation_split"]
+    return kw
+
+
+def worker_fncompiler(args, result):
+    import jax
+    import jax.numpy as jnp
+    import fncompiler as keras
+    from fncompiler.runtime import data as data_lib
+    _warm_backend()
+    name, config = args.model, args.config
+    setup = SETUPS[name]
+    init = load_init(args.init)
+    x, y, _, _ = make_data(name, args.samples)
+    extra = FNC_COMPILE_EXTRA[config]
+    eager = config == "fncompiler_eager"
+
+    def fresh_model():
+        keras.utils.set_random_seed(SEED)
+        model = build_model(name, keras)
+        set_init(model, init)
+        model.compile(**compile_kwargs(name, keras), **extra)
+        return model
+
+    class FirstStep(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.t = None
+            self.batch = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.t is None:
+                self.t = time.perf_counter()
+                self.batch = batch
+                self.model.stop_training = True
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.t = [time.perf_counter()]
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.t.append(time.perf_counter())
+
+    class BatchTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.train, self.test = [], []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.train.append(time.perf_counter() - self._t)
+
+        def on_test_batch_begin(self, batch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.test.append(time.perf_counter() - self._t)
+
+    # 1. time to first step: a separate run on a fresh model (the batch hook forces a sync every batch).
+    with section(result, "time_to_first_step"):
+        model = fresh_model()
+        cb = FirstStep()
+        t0 = time.perf_counter()
+        model.fit(x, y, epochs=1, callbacks=[cb], **_fit_kwargs(args))
+        result["time_to_first_step_s"] = None if cb.t is None else cb.t - t0
+        result["first_step_batch_index"] = cb.batch
+        del model
+
+    # 2. epoch timing (jit) or a few timed steps (eager), on another fresh model.
+    model = fresh_model()
+    n_train = split_index(name, args.samples)
+    steps_per_epoch = math.ceil(n_train / setup["batch_size"])
+    val_steps = math.ceil((args.samples - n_train) / setup["batch_size"]) if n_train < args.samples else 0
+    if eager:
+        k = min(EAGER_STEPS[name], steps_per_epoch)
+        timer = BatchTimer()
+        t0 = time.perf_counter()
+        hist = model.fit(slice_structure(x, slice(0, n_train)), slice_structure(y, slice(0, n_train)), epochs=1,
+                         steps_per_epoch=k, batch_size=setup["batch_size"], shuffle=False, verbose=0,
+                         callbacks=[timer])
+        result["fit_wall_s"] = time.perf_counter() - t0
+        train_step_s = common.median(timer.train[1:] or timer.train)
+        eval_step_s = None
+        if val_steps:
+            nv = min(k, val_steps) * setup["batch_size"]
+            sl = slice(n_train, n_train + nv)
+            model.evaluate(slice_structure(x, sl), slice_structure(y, sl), batch_size=setup["batch_size"],
+                           verbose=0, callbacks=[timer])
+            eval_step_s = common.median(timer.test[1:] or timer.test)
+        result["eager_steps_timed"] = len(timer.train)
+        result["eager_train_step_s"] = train_step_s
+        result["eager_eval_step_s"] = eval_step_s
+        result["epoch_median_s"] = train_step_s * steps_per_epoch + (eval_step_s or 0.0) * val_steps
+        result["epoch_seconds"] = None
+        result["extrapolated"] = True
+        result["running_loss"] = {"steps": k, "loss": hist.history["loss"][-1]}
+        result["notes"].append(f"eager: {len(timer.train)} train steps (median of steps 2..) x {steps_per_epoch} "
+                               f"steps + {len(timer.test)} eval steps x {val_steps}; extrapolated, not measured")
+    else:
+        timer = EpochTimer()
+        t0 = time.perf_counter()
+        hist = model.fit(x, y, epochs=args.epochs, callbacks=[timer], **_fit_kwargs(args))
+        result["fit_wall_s"] = time.perf_counter() - t0
+        epochs = [b - a for a, b in zip(timer.t, timer.t[1:])]
+        result["epoch_seconds"] = epochs
+        result["first_epoch_s"] = epochs[0] if epochs else None
+        result["epoch_median_s"] = common.median(epochs[1:])
+        result["losses"] = [float(v) for v in hist.history["loss"]]
+        if "val_loss" in hist.history:
+            result["val_losses"] = [float(v) for v in hist.history["val_loss"]]
+    result["steps_per_epoch"] = steps_per_epoch
+    result["val_steps_per_epoch"] = val_steps
+    result["compile_counts"] = dict(model._trainer.compiled.trace_counts)
+    if eager:
+        result["notes"].append("eager: compile_counts count step calls (nothing is compiled)")
+    decision = getattr(model._trainer, "autotune_decision", None)
+    if decision is not None:
+        result["autotune_decision"] = decision
+    if config != "fncompiler_eager" and extra.get("steps_per_execution") not in (None, 1):
+        result["notes"].append("time to first step: a per-batch callback makes fit run one step per execution, "
+                               "so it is the per-step path's first step; first_epoch_s is the strategy's own")
+
+    # 3. predict: model.predict against the raw jitted predict step, batch 1 and batch 1024.
+    with section(result, "predict"):
+        n1 = 20 if eager else args.predict_calls
+        nbig = 2 if eager else PREDICT_BIG_CALLS
+        x1 = slice_structure(x, slice(0, 1))
+        xbig = tile_structure(x, PREDICT_BIG)
+        b1 = common.timed_calls(lambda: model.predict(x1, verbose=0), n1)
+        compiled = model._trainer.compiled
+        step = compiled.step("predict")
+        tv, ntv = compiled.weights("predict")
+        xs1 = [jnp.asarray(a) for a in data_lib.flatten_x(model, x1)]
+        xsbig = [jnp.asarray(a) for a in data_lib.flatten_x(model, xbig)]
+        raw1 = common.timed_calls(lambda: jax.block_until_ready(step(tv, ntv, xs1)), n1)
+        big = common.timed_calls(lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0), nbig)
+        rawbig = common.timed_calls(lambda: jax.block_until_ready(step(tv, ntv, xsbig)), nbig)
+        result["predict"] = predict_summary(b1, raw1, big, rawbig, n1, nbig)
+        result["compile_counts_after_predict"] = dict(compiled.trace_counts)
+
+    # 4. the forward pass at the initial weights (inference mode), for the exact equivalence check.
+    if config == "fncompiler":
+        with section(result, "init_loss"):
+            m = fresh_model()
+            bs = setup["batch_size"]
+            sl = slice(0, bs)
+            logs = m.evaluate(slice_structure(x, sl), slice_structure(y, sl), batch_size=bs, verbose=0,
+                              return_dict=True)
+            result["init_loss"] = float(logs["loss"])
+
+
+def predict_summary(b1, raw1, big, rawbig, n1, nbig):
+    m1, r1 = common.median(b1), common.median(raw1)
+    mb, rb = common.median(big), common.median(rawbig)
+    return {
+        "batch1_calls": n1,
+        "batch1_predict_ms": None if m1 is None else m1 * 1e3,
+        "batch1_raw_ms": None if r1 is None else r1 * 1e3,
+        "batch1_predict_over_raw": common.ratio(m1, r1),
+        "big_batch": PREDICT_BIG,
+        "big_calls": nbig,
+        "big_predict_samples_per_s": None if not mb else PREDICT_BIG / mb,
+        "big_raw_samples_per_s": None if not rb else PREDICT_BIG / rb,
+        "big_predict_over_raw": common.ratio(mb, rb),
+    }
+
+
+def worker_jax(args, result):
+    import jax
+    import jax.numpy as jnp
+    _warm_backend()
+    name, scan = args.model, args.config == "jax_scan"
+    setup = SETUPS[name]
+    bs = setup["batch_size"]
+    init = load_init(args.init)
+    _, _, xs, ys = make_data(name, args.samples)
+    n_train = split_index(name, args.samples)
+    train_xs, train_ys = [a[:n_train] for a in xs], [a[:n_train] for a in ys]
+    val = ([a[n_train:] for a in xs], [a[n_train:] for a in ys]) if n_train < args.samples else None
+    hw = HandWritten(name, init)
+    with_acc = hw.accuracy is not None
+
+    def batches(arrays, n):
+        for start in range(0, n, bs):
+            yield [jnp.asarray(a[start:start + bs]) for a in arrays]
+
+    def stacked(arrays, n):
+        """(device arrays (steps, batch, ...) of the full batches, device arrays of the remainder or None)."""
+        full = (n // bs) * bs
+        main = [jnp.asarray(a[:full].reshape((full // bs, bs) + a.shape[1:])) for a in arrays] if full else None
+        rest = [jnp.asarray(a[full:n]) for a in arrays] if full < n else None
+        return main, rest
+
+    # 1. time to first step, with fresh jitted functions.
+    with section(result, "time_to_first_step"):
+        t0 = time.perf_counter()
+        state = hw.initial_state()
+        if scan:
+            epoch_fn = hw.make_scan_epoch()
+            mx, my = stacked(train_xs, n_train)[0], stacked(train_ys, n_train)[0]
+            if mx is not None:
+                state = epoch_fn(state, mx, my)
+            result["notes"].append("jax_scan: time to first step = data upload + compile + the first whole-epoch "
+                                   "scan (its first step is not observable on its own)")
+        else:
+            step = hw.make_train_step()
+            bx = [jnp.asarray(a[:bs]) for a in train_xs]
+            by = [jnp.asarray(a[:bs]) for a in train_ys]
+            state = step(state, bx, by)
+        jax.block_until_ready(state)
+        result["time_to_first_step_s"] = time.perf_counter() - t0
+        result["first_step_batch_index"] = 0
+        del state
+    hw.traces.clear()
+
+    # 2. epochs.
+    step = hw.make_train_step()
+    eval_step = hw.make_eval_step()
+    state = hw.initial_state()
+    epochs, losses, val_losses, running = [], [], [], []
+    t_start = time.perf_counter()
+    nv = args.samples - n_train
+    if scan:
+        epoch_fn, eval_fn = hw.make_scan_epoch(), hw.make_scan_eval()
+        (mx, rx), (my, ry) = stacked(train_xs, n_train), stacked(train_ys, n_train)
+        if val is not None:
+            (vmx, vrx), (vmy, vry) = stacked(val[0], nv), stacked(val[1], nv)
+    for epoch in range(args.epochs):
+        t0 = time.perf_counter()
+        state = state[:3] + (hw.zero_metrics(),)
+        if scan:
+            if mx is not None:
+                state = epoch_fn(state, mx, my)
+            if rx is not None:
+                state = step(state, rx, ry)
+        else:
+            for i, (bx, by) in enumerate(zip(batches(train_xs, n_train), batches(train_ys, n_train))):
+                state = step(state, bx, by)
+                if epoch == 0 and i < RUNNING_STEPS:      # the first epoch is not timed: sync to record
+                    running.append(_logs(state[3], False)["loss"])
+        logs = _logs(state[3], with_acc)
+        if val is not None:
+            metrics = hw.zero_metrics()
+            if scan:
+                if vmx is not None:
+                    metrics = eval_fn(state[0], metrics, vmx, vmy)
+                if vrx is not None:
+                    metrics = eval_step(state[0], metrics, vrx, vry)
+            else:
+                for bx, by in zip(batches(val[0], nv), batches(val[1], nv)):
+                    metrics = eval_step(state[0], metrics, bx, by)
+            val_losses.append(_logs(metrics, False)["loss"])
+        losses.append(logs["loss"])
+        epochs.append(time.perf_counter() - t0)
+    result["fit_wall_s"] = time.perf_counter() - t_start
+    result["epoch_seconds"] = epochs
+    result["first_epoch_s"] = epochs[0] if epochs else None
+    result["epoch_median_s"] = common.median(epochs[1:])
+    result["losses"] = losses
+    if val_losses:
+        result["val_losses"] = val_losses
+    if running:
+        result["running_losses"] = running
+    result["steps_per_epoch"] = math.ceil(n_train / bs)
+    result["val_steps_per_epoch"] = 0 if val is None else math.ceil((args.samples - n_train) / bs)
+    result["compile_counts"] = dict(hw.traces)
+    if scan:
+        result["notes"].append("jax_scan: the data is uploaded to the device once, before the first epoch")
+
+    # 3. predict with the baseline's own jitted forward pass.
+    with section(result, "predict"):
+        params = state[0]
+        predict = hw.make_predict()
+        x1 = [jnp.asarray(a[:1]) for a in xs]
+        xbig = [jnp.asarray(a) for a in (tile_structure(a, PREDICT_BIG) for a in xs)]
+        raw1 = common.timed_calls(lambda: jax.block_until_ready(predict(params, x1)), args.predict_calls)
+        host1 = common.timed_calls(lambda: [np.asarray(o) for o in predict(params, [a[:1] for a in xs])],
+                                   args.predict_calls)
+        rawbig = common.timed_calls(lambda: jax.block_until_ready(predict(params, xbig)), PREDICT_BIG_CALLS)
+        result["predict"] = predict_summary(host1, raw1, [], rawbig, args.predict_calls, PREDICT_BIG_CALLS)
+        result["predict"]["note"] = ("batch1_predict_ms: numpy in -> jitted forward -> numpy out; "
+                                     "batch1_raw_ms: device arrays in, block_until_ready")
+        result["compile_counts_after_predict"] = dict(hw.traces)
+
+    if not scan:
+        with section(result, "init_loss"):
+            forward, loss, _ = hand_written(name)
+            params0 = jax.tree_util.tree_map(jnp.asarray, init)
+            outs = jax.jit(lambda p, a, b: loss(b, forward(p, a, None, False)))(
+                params0, [jnp.asarray(a[:bs]) for a in xs], [jnp.asarray(a[:bs]) for a in ys])
+            result["init_loss"] = float(outs)
+
+
+def worker_keras(args, result):
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras
+    except ImportError as exc:
+        result["status"] = "skipped"
+        result["error"] = f"keras is not installed ({exc}); Keras 3 fit was not measured"
+        return
+    name = args.model
+    setup = SETUPS[name]
+    init = load_init(args.init)
+    x, y, _, _ = make_data(name, args.samples)
+    result["keras_backend"] = keras.backend.backend()
+
+    def fresh_model():
+        keras.utils.set_random_seed(SEED)
+        model = build_model(name, keras)
+        set_init(model, init)
+        model.compile(**compile_kwargs(name, keras))
+        return model
+
+    class FirstStep(keras.callbacks.Callback):
+        t = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.t is None:
+                self.t = time.perf_counter()
+                self.model.stop_training = True
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.t = [time.perf_counter()]
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.t.append(time.perf_counter())
+
+    with section(result, "time_to_first_step"):
+        model = fresh_model()
+        cb = FirstStep()
+        t0 = time.perf_counter()
+        model.fit(x, y, epochs=1, callbacks=[cb], **_fit_kwargs(args))
+        result["time_to_first_step_s"] = None if cb.t is None else cb.t - t0
+        result["first_step_batch_index"] = 0
+    model = fresh_model()
+    timer = EpochTimer()
+    t0 = time.perf_counter()
+    hist = model.fit(x, y, epochs=args.epochs, callbacks=[timer], **_fit_kwargs(args))
+    result["fit_wall_s"] = time.perf_counter() - t0
+    epochs = [b - a for a, b in zip(timer.t, timer.t[1:])]
+    result["epoch_seconds"] = epochs
+    result["first_epoch_s"] = epochs[0] if epochs else None
+    result["epoch_median_s"] = common.median(epochs[1:])
+    result["losses"] = [float(v) for v in hist.history["loss"]]
+    if "val_loss" in hist.history:
+        result["val_losses"] = [float(v) for v in hist.history["val_loss"]]
+    result["compile_counts"] = None
+    with section(result, "predict"):
+        x1 = slice_structure(x, slice(0, 1))
+        xbig = tile_structure(x, PREDICT_BIG)
+        b1 = common.timed_calls(lambda: model.predict(x1, verbose=0), args.predict_calls)
+        big = common.timed_calls(lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0), PREDICT_BIG_CALLS)
+        result["predict"] = predict_summary(b1, [], big, [], args.predict_calls, PREDICT_BIG_CALLS)
+
+
+class section:
+    """Run a part of a worker; an exception is recorded under result["errors"][part] instead of ending it."""
+
+    def __init__(self, result, part):
+        self.result, self.part = result, part
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None:
+            return False
+        self.result.setdefault("errors", {})[self.part] = "".join(traceback.format_exception_only(kind, exc)).strip()
+        self.result.setdefault("tracebacks", {})[self.part] = "".join(traceback.format_exception(kind, exc, tb))[-4000:]
+        return True
+
+
+def run_worker_main(args):
+    result = {"model": args.model, "config": args.config, "label": LABELS.get(args.config, args.config),
+              "status": "ok", "error": None, "notes": []}
+    t0 = time.perf_counter()
+    try:
+        if args.config == "init":
+            result.update(worker_init(args))
+        elif args.config.startswith("fncompiler"):
+            worker_fncompiler(args, result)
+        elif args.config in ("jax_jit", "jax_scan"):
+            worker_jax(args, result)
+        elif args.config == "keras":
+            worker_keras(args, result)
+        else:
+            raise ValueError(f"unknown configuration {args.config!r}")
+    except Exception as exc:     # noqa: BLE001 - reported, never fatal for the whole benchmark
+        result["status"] = "error"
+        result["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        result["traceback"] = traceback.format_exc()[-4000:]
+    result["worker_wall_s"] = time.perf_counter() - t0
+    result["peak_rss_mb"] = common.peak_rss_mb()
+    common.write_json(args.out, result)
+
+
+# =========================================================================================================
+# Parent: run the workers, check losses, compute ratios, write JSON and markdown
+# =========================================================================================================
+def loss_check(model_name, cfg, ref):
+    """Compare a configuration's losses with the jax_jit baseline's (same initial weights, same batches)."""
+    rtol = LOSS_RTOL[model_name]
+    if cfg.get("status") != "ok":
+        return {"ok": False, "reason": "did not run", "rtol": rtol}
+    if ref is None or ref.get("status") != "ok" or not ref.get("losses"):
+        return {"ok": None, "reason": "no jax_jit baseline to compare with", "rtol": rtol}
+    out = {"rtol": rtol, "against": "jax_jit"}
+    if cfg.get("extrapolated"):       # eager: running mean over its first k steps
+        k = cfg["running_loss"]["steps"]
+        running = ref.get("running_losses") or []
+        if len(running) < k:
+            return {"ok": None, "reason": f"baseline recorded {len(running)} running losses, eager ran {k}",
+                    "rtol": rtol}
+        a, b = cfg["running_loss"]["loss"], running[k - 1]
+        out.update(compared=f"running mean loss after {k} steps", values=[a], reference=[b],
+                   max_rel_diff=abs(a - b) / max(abs(b), 1e-12))
+    else:
+        a, b = cfg.get("losses") or [], ref["losses"]
+        n = min(len(a), len(b))
+        if n == 0:
+            return {"ok": False, "reason": "no losses recorded", "rtol": rtol}
+        out.update(compared=f"epoch mean training loss, epochs 1..{n}", values=a[:n], reference=b[:n],
+                   max_rel_diff=max(abs(p - q) / max(abs(q), 1e-12) for p, q in zip(a[:n], b[:n])))
+    finite = all(math.isfinite(v) for v in out["values"])
+    out["ok"] = bool(finite and out["max_rel_diff"] <= rtol)
+    if "init_loss" in cfg and "init_loss" in ref:
+        d = abs(cfg["init_loss"] - ref["init_loss"]) / max(abs(ref["init_loss"]), 1e-12)
+        out["init_loss"] = cfg["init_loss"]
+        out["init_loss_reference"] = ref["init_loss"]
+        out["init_loss_rel_diff"] = d
+        out["init_loss_rtol"] = INIT_LOSS_RTOL
+        out["ok"] = bool(out["ok"] and d <= INIT_LOSS_RTOL)
+    return out
+
+
+def model_ratios(configs):
+    def get(c, *keys):
+        v = configs.get(c)
+        for k in keys:
+            if not isinstance(v, dict):
+                return None
+            v = v.get(k)
+        return v
+
+    def counted(c):
+        return configs.get(c, {}).get("status") == "ok" and get(c, "loss_check", "ok") is not False
+
+    out = {}
+    for c in configs:
+        if c in ("jax_jit",) or not counted(c):
+            continue
+        for ref in ("jax_jit", "jax_scan", "keras"):
+            if ref == c or not counted(ref):
+                continue
+            out[f"{c}/{ref}"] = {
+                "epoch": common.ratio(get(c, "epoch_median_s"), get(ref, "epoch_median_s")),
+                "time_to_first_step": common.ratio(get(c, "time_to_first_step_s"), get(ref, "time_to_first_step_s")),
+                "predict_batch1": common.ratio(get(c, "predict", "batch1_predict_ms"),
+                                               get(ref, "predict", "batch1_predict_ms")),
+                "predict_big_throughput": common.ratio(get(c, "predict", "big_predict_samples_per_s")
+                                                       or get(c, "predict", "big_raw_samples_per_s"),
+                                                       get(ref, "predict", "big_predict_samples_per_s")
+                                                       or get(ref, "predict", "big_raw_samples_per_s")),
+                "peak_rss": common.ratio(get(c, "peak_rss_mb"), get(ref, "peak_rss_mb")),
+            }
+    return out
+
+
+def _check_text(chk):
+    if chk is None:
+        return "-"
+    if chk.get("ok") is None:
+        return "n/a"
+    if not chk.get("ok"):
+        return "**FAIL**" + (f" (max rel {chk['max_rel_diff']:.1e})" if "max_rel_diff" in chk else
+                             f" ({chk.get('reason', '')})")
+    text = f"ok ({chk['max_rel_diff']:.1e})"
+    return text
+
+
+def markdown(report):
+    lines = [f"# fncompiler fit benchmark ({'quick' if report['quick'] else 'full'})", "",
+             f"- date: {report['date']}",
+             f"- machine: {report['machine'].get('cpu_count')} CPUs ({report['machine'].get('cpu_model', '?')}), "
+             f"{report['machine']['platform']}, Python {report['machine']['python']}",
+             f"- JAX backend: {report.get('backend', {}).get('backend')} "
+             f"{report.get('backend', {}).get('devices')}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v is not None)
+             + ("" if report["versions"].get("keras") else "; keras not installed (Keras 3 fit not measured)"),
+             f"- command: `{report['command']}`", ""]
+    header = ["model", "configuration", "loss check (max rel diff)", "s / epoch (median)", "vs jit", "vs scan",
+              "vs Keras", "time to first step s", "first epoch s", "compiles", "predict b=1 ms: predict / raw",
+              "predict/raw", f"predict b={PREDICT_BIG} samples/s: predict / raw", "peak RSS MiB"]
+    rows = []
+    for mname, m in report["models"].items():
+        setup = m["setup"]
+        for cname, c in m["configs"].items():
+            label = LABELS.get(cname, cname)
+            if c.get("status") == "skipped":
+                rows.append([mname, label, "skipped", c.get("error", "")] + ["-"] * (len(header) - 4))
+                continue
+            if c.get("status") != "ok":
+                rows.append([mname, label, "**ERROR**", (c.get("error") or "")[:120]] + ["-"] * (len(header) - 4))
+                continue
+            r = m["ratios"]
+            epoch = common.fmt(c.get("epoch_median_s"), ".3g")
+            if c.get("extrapolated"):
+                epoch += " (extrapolated)"
+            p = c.get("predict") or {}
+            cc = c.get("compile_counts")
+            compiles = "-" if cc is None else ", ".join(f"{k} {v}" for k, v in sorted(cc.items()))
+            rows.append([
+                mname, label, _check_text(c.get("loss_check")), epoch,
+                common.fmt_ratio((r.get(f"{cname}/jax_jit") or {}).get("epoch")),
+                common.fmt_ratio((r.get(f"{cname}/jax_scan") or {}).get("epoch")),
+                common.fmt_ratio((r.get(f"{cname}/keras") or {}).get("epoch")),
+                common.fmt(c.get("time_to_first_step_s"), ".3g"),
+                common.fmt(c.get("first_epoch_s"), ".3g"),
+                compiles,
+                f"{common.fmt(p.get('batch1_predict_ms'), '.3g')} / {common.fmt(p.get('batch1_raw_ms'), '.3g')}",
+                common.fmt_ratio(p.get("batch1_predict_over_raw")),
+                f"{common.fmt(p.get('big_predict_samples_per_s'), '.3g')} / "
+                f"{common.fmt(p.get('big_raw_samples_per_s'), '.3g')}",
+                common.fmt(c.get("peak_rss_mb"), ".0f"),
+            ])
+    lines.append(common.markdown_table(header, rows))
+    lines.append("")
+    lines.append("Setups: " + "; ".join(
+        f"{k}: {v['samples']} samples, batch {v['batch_size']}, {v['steps_per_epoch']} train steps/epoch"
+        + (f" + {v['val_steps_per_epoch']} validation steps" if v.get("val_steps_per_epoch") else "")
+        + f", {v['epochs']} epochs ({v['params']} params)"
+        for k, v in ((mn, m["setup"]) for mn, m in report["models"].items())) + ".")
+    errors = [(mn, cn, c) for mn, m in report["models"].items() for cn, c in m["configs"].items()
+              if c.get("errors")]
+    if errors:
+        lines.append("")
+        lines.append("Partial errors: " + "; ".join(f"{mn}/{cn} {part}: {msg[:160]}" for mn, cn, c in errors
+                                                    for part, msg in c["errors"].items()))
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer samples (see the module docstring)")
+    p.add_argument("--json", default=None, help="write the full results here")
+    p.add_argument("--md", default=None, help="write the markdown table here")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated; jax_jit is always run first")
+    p.add_argument("--samples", type=int, default=None,
+                   help="override every model's sample count (also $FNCOMPILER_BENCH_SAMPLES)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per timed fit (default 4, quick 3; >= 3)")
+    p.add_argument("--predict-calls", type=int, default=PREDICT_CALLS)
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker process")
+    p.add_argument("--keep-autotune-cache", action="store_true",
+                   help='use the normal autotuner cache instead of a fresh one (steps_per_execution="auto")')
+    # worker mode (internal)
+    p.add_argument("--worker", dest="config", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--init", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.config is not None:
+        run_worker_main(args)
+        return 0
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    for m in models:
+        if m not in SETUPS:
+            raise SystemExit(f"unknown model {m!r}; choose from {', '.join(MODELS)}")
+    for c in configs:
+        if c not in CONFIGS:
+            raise SystemExit(f"unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
+    configs = ["jax_jit"] + [c for c in configs if c != "jax_jit"]     # the reference first
+    epochs = args.epochs or (3 if args.quick else 4)
+    if epochs < 3:
+        raise SystemExit("--epochs must be >= 3 (the first epoch is dropped from the median)")
+    env_samples = os.environ.get("FNCOMPILER_BENCH_SAMPLES")
+    samples_override = args.samples or (int(env_samples) if env_samples else None)
+
+    import platform as _platform
+    report = {
+        "benchmark": "fit",
+        "date": common.now_iso(),
+        "quick": bool(args.quick),
+        "command": " ".join(["python", "benchmarks/fit.py"] + (sys.argv[1:] if argv is None else list(argv))),
+        "machine": common.machine_info(),
+        "versions": common.versions(),
+        "models": {},
+    }
+    if report["versions"].get("keras") is None:
+        print("note: `import keras` failed here; the Keras 3 fit configuration is reported as skipped")
+    with tempfile.TemporaryDirectory(prefix="fncompiler_fit_bench_") as tmp:
+        if not args.keep_autotune_cache:
+            # steps_per_execution="auto" caches its decisions on disk: start from an empty cache, so its first
+            # fit pays for the tuning, as a user's first fit of a model would.
+            os.environ["FNCOMPILER_CACHE_DIR"] = os.path.join(tmp, "cache")
+        report["autotune_cache"] = os.environ.get("FNCOMPILER_CACHE_DIR", "default (~/.cache/fncompiler)")
+        probe = os.path.join(tmp, "backend.json")
+        rc, out, err, _ = common.run_worker(["-c", "import json,sys; sys.path.insert(0, 'benchmarks'); import common; "
+                                                  f"json.dump(common.jax_backend(), open({probe!r}, 'w'))"], 300)
+        report["backend"] = json.load(open(probe)) if rc == 0 and os.path.exists(probe) else {"error": err[-500:]}
+        for mname in models:
+            setup = dict(SETUPS[mname])
+            n = samples_override or (setup["quick"] if args.quick else setup["samples"])
+            n_train = split_index(mname, n)
+            setup.update(samples=n, epochs=epochs, train_samples=n_train,
+                         steps_per_epoch=math.ceil(n_train / setup["batch_size"]),
+                         val_steps_per_epoch=math.ceil((n - n_train) / setup["batch_size"]) if n_train < n else 0)
+            setup.pop("quick")
+            entry = {"setup": setup, "configs": {}}
+            report["models"][mname] = entry
+            init_path = os.path.join(tmp, f"{mname}_init.npz")
+            base = [os.path.abspath(__file__), "--model", mname, "--samples", str(n), "--epochs", str(epochs),
+                    "--init", init_path, "--predict-calls", str(args.predict_calls)]
+            print(f"== {mname}: {n} samples, batch {setup['batch_size']}, {epochs} epochs", flush=True)
+            init_res = _run_one(base, mname, "init", tmp, args.timeout)
+            if init_res.get("status") != "ok":
+                entry["error"] = init_res.get("error")
+                print(f"   init FAILED: {init_res.get('error')}")
+                continue
+            setup["params"] = init_res.get("params")
+            for cname in configs:
+                res = _run_one(base, mname, cname, tmp, args.timeout)
+                entry["configs"][cname] = res
+                print(f"   {LABELS[cname]:45s} {_one_line(res)}", flush=True)
+            ref = entry["configs"].get("jax_jit")
+            for cname, res in entry["configs"].items():
+                if cname != "jax_jit" and res.get("status") == "ok":
+                    res["loss_check"] = loss_check(mname, res, ref)
+            if ref is not None and ref.get("status") == "ok":
+                ref["loss_check"] = {"ok": True, "reference": True, "max_rel_diff": 0.0}
+            entry["ratios"] = model_ratios(entry["configs"])
+            for cname, res in entry["configs"].items():
+                chk = res.get("loss_check")
+                if chk is not None and chk.get("ok") is False:
+                    print(f"   FAIL {mname}/{cname}: losses {chk.get('values')} vs baseline {chk.get('reference')} "
+                          f"(rtol {chk.get('rtol')})" + (f"; init loss rel diff {chk['init_loss_rel_diff']:.2e}"
+                                                         if "init_loss_rel_diff" in chk else ""), flush=True)
+    md = markdown(report)
+    print()
+    print(md)
+    if args.json:
+        common.write_json(args.json, report)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(md)
+    return 0
+
+
+def _run_one(base, mname, cname, tmp, timeout):
+    out = os.path.join(tmp, f"{mname}_{cname}.json")
+    rc, stdout, stderr, wall = common.run_worker(base + ["--worker", cname, "--out", out], timeout)
+    if os.path.exists(out):
+        with open(out) as f:
+            res = json.load(f)
+        os.remove(out)
+    else:
+        res = {"config": cname, "label": LABELS.get(cname, cname), "status": "error",
+               "error": ("timed out" if rc is None else f"worker exited with {rc} and no result") + ": "
+               + (stderr or "")[-800:]}
+    res["process_wall_s"] = wall
+    return res
+
+
+def _one_line(res):
+    if res.get("status") != "ok":
+        return f"{res.get('status', 'error').upper()}: {(res.get('error') or '')[:150]}"
+    parts = []
+    if res.get("epoch_median_s") is not None:
+        parts.append(f"{res['epoch_median_s']:.3f} s/epoch" + (" (extrapolated)" if res.get("extrapolated") else ""))
+    if res.get("time_to_first_step_s") is not None:
+        parts.append(f"first step {res['time_to_first_step_s']:.2f} s")
+    if res.get("losses"):
+        parts.append("losses " + " ".join(f"{v:.4f}" for v in res["losses"]))
+    if res.get("errors"):
+        parts.append("partial errors: " + ", ".join(res["errors"]))
+    return "; ".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
