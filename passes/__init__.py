@@ -21,7 +21,7 @@ PIPELINES = {
     "eval": ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",
              "simplify", "cse", "constant_folding"],
     "predict": ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",
-                "simplify", "cse", "fold_batchnorm", "constant_folding"],
+                "simplify", "cse", "constant_folding"],
     "export": ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",
                "simplify", "cse", "fold_batchnorm", "constant_folding"],
 }

@@ -142,8 +142,8 @@ def save(path, model, epoch=None, step=None, logs=None, include_optimizer=True):
         members["optimizer.msgpack"] = weights_io.state_to_bytes(opt_state)
         if step is None and optimizer is not None and hasattr(optimizer, "iterations"):
             step = optimizer.iterations(opt_state)
-        if optimizer is not None and not getattr(optimizer, "has_schedule", True):
-            lr = float(optimizer.learning_rate)
+    if optimizer is not None and not getattr(optimizer, "has_schedule", True):
+        lr = float(optimizer.learning_rate)    # the Python-side value fit() writes into the state next epoch
     rng = {"numpy": _numpy_rng(), "python": _python_rng(), "layer_seeds": _layer_seeds(model)}
     if key is not None:
         rng["trainer_key"] = np.asarray(key)
@@ -239,7 +239,7 @@ def check_metadata(meta, path="the file"):
     if not isinstance(meta.get("epoch"), int):
         raise CheckpointError(f"{path!r}: metadata.json has no 'epoch'.")
     lr = meta.get("learning_rate")
-    if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool)):
+    if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or not 0 <= lr < float("inf")):
         raise CheckpointError(f"{path!r}: metadata.json has an invalid 'learning_rate' {lr!r}.")
     return meta
 
@@ -368,10 +368,12 @@ def restore(path, model, restore_global_rng=True, restore_optimizer=True):
             if trainer.rng_state is not None and "trainer_key" not in rng:
                 model._restored_rng_state = trainer.rng_state
             model._trainer = trainer = None
+    if restore_optimizer and optimizer is not None and not getattr(optimizer, "has_schedule", True) and \
+            meta.get("learning_rate") is not None:
+        # fit() writes optimizer.learning_rate into the state at each epoch start (a callback such as
+        # ReduceLROnPlateau may have changed it after the last step): restore the Python-side value.
+        optimizer.learning_rate = float(meta["learning_rate"])
     if opt_state is not None:
-        if not getattr(optimizer, "has_schedule", True) and meta.get("learning_rate") is not None:
-            # fit() writes optimizer.learning_rate into the state at each epoch start: keep them equal.
-            optimizer.learning_rate = optimizer.get_learning_rate(opt_state)
         if trainer is not None:
             trainer.opt_state = opt_state
         else:

@@ -140,37 +140,40 @@ def test_model_parallel_layout_map_splits_dense_kernels():
 
 @pytest.mark.slow
 def test_donated_state_keeps_its_layout_with_jit_step():
-    """`placement.jit_step` (out_shardings = the donated argument's shardings): a replicated bias next to a
-    column-split kernel stays replicated through the steps (plain jit lets propagation split it)."""
+    """`placement.jit_step` (jit with out_shardings = the donated argument's shardings, what runtime/compiled.py
+    should use): every leaf of the new train state has its input's layout (a replicated bias next to a
+    column-split kernel stays replicated; plain jit lets propagation split it), and the donated buffers are
+    consumed."""
     r = run_script("""
+        import jax.numpy as jnp
         from fncompiler.runtime import compiled, placement
 
-        def _wrap(self, name, fn, donate=()):          # what runtime/compiled.py should do
+        def _wrap(self, name, fn, donate=()):
             return placement.jit_step(fn, donate_argnums=donate)
+        compiled.CompiledModel._wrap = _wrap
 
         mesh = distribution.DeviceMesh((2, 2), ("batch", "model"))
         layout_map = distribution.LayoutMap(mesh)
         layout_map["d.*/kernel"] = (None, "model")
-        dist = distribution.ModelParallel(layout_map=layout_map)
         ref = build()
         train(ref)
-        specs = {}
-        for patched in (False, True):
-            original = compiled.CompiledModel._wrap
-            if patched:
-                compiled.CompiledModel._wrap = _wrap
-            try:
-                with dist.scope():
-                    model = build()
-                    train(model)
-                    specs[str(patched)] = {v.path: list(v.value.sharding.spec) for v in model.weights}
-                    traces = model._trainer.compiled.trace_counts["train"]
-            finally:
-                compiled.CompiledModel._wrap = original
-        report(specs=specs, traces=traces, weights=max_diff(ref.get_weights(), model.get_weights()))
+        with distribution.ModelParallel(layout_map=layout_map).scope():
+            model = build()
+            train(model)
+            specs = {v.path: list(v.value.sharding.spec) for v in model.weights}
+            step = model._trainer.compiled.step("train")
+            state = jax.tree.map(lambda a: jnp.array(a, copy=True), model._trainer._start_state())
+            old = jax.tree.leaves(state)
+            new = jax.tree.leaves(step(state, *placement.place_batch([[X[:32]], [Y[:32]]]), None))
+            same = [a.sharding.is_equivalent_to(b.sharding, a.ndim) for a, b in zip(new, old)]
+            donated = [a.is_deleted() for a in old]
+        report(specs=specs, traces=model._trainer.compiled.trace_counts["train"], same=same, donated=donated,
+               weights=max_diff(ref.get_weights(), model.get_weights()))
     """)
-    kept = r["specs"]["True"]
-    assert kept["d1/bias"] in ([None], []) and kept["d1/kernel"] == [None, "model"], r
+    specs = r["specs"]
+    assert specs["d1/bias"] in ([None], []) and specs["d1/kernel"] == [None, "model"], r
+    assert all(r["same"]) and len(r["same"]) > 10, r
+    assert all(r["donated"]), r
     assert r["traces"] == 2 and r["weights"] < 1e-5, r
 
 
