@@ -80,7 +80,7 @@ EAGER_STEPS = {"mlp": 8, "resnet": 4, "ticket": 3, "autoencoder": 4}
 RUNNING_STEPS = 10             # the baseline records its running-mean loss over the first steps (for eager)
 PREDICT_CALLS = 200
 PREDICT_BIG = 1024
-PREDICT_BIG_CALLS = 5
+PREDICT_BIG_CALLS = 10
 SEED = 1234
 
 
@@ -620,7 +620,7 @@ def worker_fncompiler(args, result):
     # 3. predict: model.predict against the raw jitted predict step, batch 1 and batch 1024.
     with section(result, "predict"):
         n1 = 20 if eager else args.predict_calls
-        nbig = 2 if eager else PREDICT_BIG_CALLS
+        nbig = 2 if eager else args.predict_big_calls
         x1 = slice_structure(x, slice(0, 1))
         xbig = tile_structure(x, PREDICT_BIG)
         b1 = common.timed_calls(lambda: model.predict(x1, verbose=0), n1)
@@ -678,8 +678,9 @@ def worker_jax(args, result):
     with_acc = hw.accuracy is not None
 
     def batches(arrays, n):
+        # NumPy slices go straight into the jitted step (jit's own transfer is cheaper than jnp.asarray).
         for start in range(0, n, bs):
-            yield [jnp.asarray(a[start:start + bs]) for a in arrays]
+            yield [a[start:start + bs] for a in arrays]
 
     def stacked(arrays, n):
         """(device arrays (steps, batch, ...) of the full batches, device arrays of the remainder or None)."""
@@ -773,10 +774,12 @@ def worker_jax(args, result):
         raw1 = common.timed_calls(lambda: jax.block_until_ready(predict(params, x1)), args.predict_calls)
         host1 = common.timed_calls(lambda: [np.asarray(o) for o in predict(params, [a[:1] for a in xs])],
                                    args.predict_calls)
-        rawbig = common.timed_calls(lambda: jax.block_until_ready(predict(params, xbig)), PREDICT_BIG_CALLS)
-        result["predict"] = predict_summary(host1, raw1, [], rawbig, args.predict_calls, PREDICT_BIG_CALLS)
-        result["predict"]["note"] = ("batch1_predict_ms: numpy in -> jitted forward -> numpy out; "
-                                     "batch1_raw_ms: device arrays in, block_until_ready")
+        rawbig = common.timed_calls(lambda: jax.block_until_ready(predict(params, xbig)), args.predict_big_calls)
+        xbig_host = [tile_structure(a, PREDICT_BIG) for a in xs]
+        hostbig = common.timed_calls(lambda: [np.asarray(o) for o in predict(params, xbig_host)], args.predict_big_calls)
+        result["predict"] = predict_summary(host1, raw1, hostbig, rawbig, args.predict_calls, args.predict_big_calls)
+        result["predict"]["note"] = ("hand-written: 'predict' = NumPy in -> jitted forward -> NumPy out; "
+                                     "'raw' = device arrays in, block_until_ready")
         result["compile_counts_after_predict"] = dict(hw.traces)
 
     if not scan:
@@ -848,8 +851,8 @@ def worker_keras(args, result):
         x1 = slice_structure(x, slice(0, 1))
         xbig = tile_structure(x, PREDICT_BIG)
         b1 = common.timed_calls(lambda: model.predict(x1, verbose=0), args.predict_calls)
-        big = common.timed_calls(lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0), PREDICT_BIG_CALLS)
-        result["predict"] = predict_summary(b1, [], big, [], args.predict_calls, PREDICT_BIG_CALLS)
+        big = common.timed_calls(lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0), args.predict_big_calls)
+        result["predict"] = predict_summary(b1, [], big, [], args.predict_calls, args.predict_big_calls)
 
 
 class section:
@@ -1048,7 +1051,9 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=None,
                    help="override every model's sample count (also $FNCOMPILER_BENCH_SAMPLES)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per timed fit (default 4, quick 3; >= 3)")
-    p.add_argument("--predict-calls", type=int, default=PREDICT_CALLS)
+    p.add_argument("--predict-calls", type=int, default=PREDICT_CALLS, help="batch-1 predict calls per median")
+    p.add_argument("--predict-big-calls", type=int, default=PREDICT_BIG_CALLS,
+                   help=f"batch-{PREDICT_BIG} predict calls per median")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker process")
     p.add_argument("--keep-autotune-cache", action="store_true",
                    help='use the normal autotuner cache instead of a fresh one (steps_per_execution="auto")')
@@ -1114,7 +1119,8 @@ def main(argv=None):
             report["models"][mname] = entry
             init_path = os.path.join(tmp, f"{mname}_init.npz")
             base = [os.path.abspath(__file__), "--model", mname, "--samples", str(n), "--epochs", str(epochs),
-                    "--init", init_path, "--predict-calls", str(args.predict_calls)]
+                    "--init", init_path, "--predict-calls", str(args.predict_calls),
+                    "--predict-big-calls", str(args.predict_big_calls)]
             print(f"== {mname}: {n} samples, batch {setup['batch_size']}, {epochs} epochs", flush=True)
             init_res = _run_one(base, mname, "init", tmp, args.timeout)
             if init_res.get("status") != "ok":

@@ -48,10 +48,15 @@ def place_tree(tree):
 
 
 def _layout_of_array(x, replicated):
+    """The array's NamedSharding on the distribution's mesh, spelled canonically (P(None, None) and P() are the
+    same layout; one spelling keeps one compiled step), or replicated for arrays not on that mesh."""
     sharding = getattr(x, "sharding", None)
-    if isinstance(sharding, jax.sharding.NamedSharding) and sharding.mesh == replicated.mesh:
-        return sharding
-    return replicated
+    if not (isinstance(sharding, jax.sharding.NamedSharding) and sharding.mesh == replicated.mesh):
+        return replicated
+    spec = list(sharding.spec)
+    while spec and spec[-1] is None:
+        spec.pop()
+    return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec))
 
 
 class _LayoutKeepingJit:

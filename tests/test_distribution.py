@@ -161,13 +161,14 @@ def test_donated_state_keeps_its_layout_with_jit_step():
             model = build()
             train(model)
             specs = {v.path: list(v.value.sharding.spec) for v in model.weights}
+            traces = model._trainer.compiled.trace_counts["train"]
             step = model._trainer.compiled.step("train")
             state = jax.tree.map(lambda a: jnp.array(a, copy=True), model._trainer._start_state())
             old = jax.tree.leaves(state)
             new = jax.tree.leaves(step(state, *placement.place_batch([[X[:32]], [Y[:32]]]), None))
             same = [a.sharding.is_equivalent_to(b.sharding, a.ndim) for a, b in zip(new, old)]
             donated = [a.is_deleted() for a in old]
-        report(specs=specs, traces=model._trainer.compiled.trace_counts["train"], same=same, donated=donated,
+        report(specs=specs, traces=traces, same=same, donated=donated,
                weights=max_diff(ref.get_weights(), model.get_weights()))
     """)
     specs = r["specs"]
@@ -302,6 +303,10 @@ def test_tensor_layout_checks_rank_and_divisibility():
         layout.check_shape((3,), "weight 'w'")
     with pytest.raises(ValueError, match="Cannot override"):
         layout.device_mesh = mesh
+    two = distribution.DeviceMesh((2,), ("model",), ["cpu:0", "cpu:0"])   # only its axis sizes are used here
+    distribution.TensorLayout((None, "model"), two).check_shape((3, 4), "weight 'ok'")
+    with pytest.raises(ValueError, match="weight 'd/kernel'.*not divisible by 2"):
+        distribution.TensorLayout((None, "model"), two).check_shape((4, 3), "weight 'd/kernel'")
 
 
 def test_set_get_scope_and_layout_of(mlp):

@@ -5,12 +5,16 @@ The two fastest examples run by default; the others are marked slow (`pytest -m 
 """
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+FUNCTIONAL_API_DOC = ROOT / "docs" / "functional-api.md"
+LAYERS_DOC = ROOT / "docs" / "layers.md"
 
 # script -> a line (substring) its output must contain, besides its closing "OK <name>"
 EXPECTED = {
@@ -37,10 +41,9 @@ WRITES = {
 }
 
 
-def run_example(name, cwd):
+def run_script(path, cwd):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, str(path)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -55,7 +58,7 @@ def test_every_example_is_tested_and_listed():
 @pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow)
                                   for n in sorted(EXPECTED)])
 def test_example(name, tmp_path):
-    code, output = run_example(name, tmp_path)
+    code, output = run_script(EXAMPLES / name, tmp_path)
     assert code == 0, f"{name} exited with {code}:\n{output[-4000:]}"
     stem = name[:-3]
     assert f"OK {stem}" in output.splitlines(), output[-2000:]
@@ -63,3 +66,23 @@ def test_example(name, tmp_path):
     for written in WRITES.get(name, []):
         path = tmp_path / written
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", written
+
+
+@pytest.mark.slow
+def test_functional_api_doc_snippets(tmp_path):
+    """The python blocks of docs/functional-api.md, run in order as one script."""
+    blocks = re.findall(r"```python\n(.*?)```", FUNCTIONAL_API_DOC.read_text(), re.S)
+    assert len(blocks) >= 10
+    script = tmp_path / "functional_api_snippets.py"
+    script.write_text("\n".join(blocks) + "\nprint('OK snippets')\n")
+    code, output = run_script(script, tmp_path)
+    assert code == 0, output[-4000:]
+    assert "OK snippets" in output.splitlines()
+
+
+def test_layers_doc_lists_every_public_layer():
+    import fncompiler.layers as L
+    text = LAYERS_DOC.read_text()
+    names = sorted(n for n in dir(L) if n[0].isupper())
+    missing = [n for n in names if not re.search(r"(?<![A-Za-z0-9_])" + re.escape(n) + r"(?![A-Za-z0-9_])", text)]
+    assert not missing, f"docs/layers.md does not mention {missing}"

@@ -1,0 +1,61 @@
+"""benchmarks/fit.py end to end on a tiny MLP run: the JSON it writes, and fncompiler's losses matching the
+hand-written JAX baseline's."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "benchmarks", "fit.py")
+
+
+def test_fit_benchmark_quick_mlp(tmp_path):
+    out_json, out_md = tmp_path / "fit.json", tmp_path / "fit.md"
+    env = dict(os.environ, FNCOMPILER_BENCH_SAMPLES="320")
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--quick", "--models", "mlp", "--configs", "jax_jit,fncompiler,keras",
+         "--predict-calls", "20", "--predict-big-calls", "2", "--json", str(out_json), "--md", str(out_md),
+         "--timeout", "300"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out_json.read_text())
+
+    for key in ("benchmark", "date", "quick", "command", "machine", "versions", "backend", "models"):
+        assert key in report, key
+    assert report["quick"] is True
+    assert report["machine"]["cpu_count"] == os.cpu_count()
+    assert report["versions"]["jax"]
+
+    mlp = report["models"]["mlp"]
+    assert mlp["setup"]["samples"] == 320 and mlp["setup"]["epochs"] >= 3
+    configs = mlp["configs"]
+    assert set(configs) == {"jax_jit", "fncompiler", "keras"}
+    if report["versions"]["keras"] is None:
+        assert configs["keras"]["status"] == "skipped"
+
+    for name in ("jax_jit", "fncompiler"):
+        c = configs[name]
+        assert c["status"] == "ok", c.get("error")
+        assert not c.get("errors"), c.get("errors")
+        for key in ("epoch_seconds", "epoch_median_s", "first_epoch_s", "time_to_first_step_s", "compile_counts",
+                    "losses", "predict", "peak_rss_mb", "loss_check"):
+            assert c.get(key) is not None, (name, key)
+        assert len(c["epoch_seconds"]) == mlp["setup"]["epochs"]
+        assert c["compile_counts"]["train"] >= 1
+        for key in ("batch1_predict_ms", "batch1_raw_ms", "batch1_predict_over_raw", "big_predict_samples_per_s",
+                    "big_raw_samples_per_s"):
+            assert c["predict"][key] > 0, (name, key)
+
+    check = configs["fncompiler"]["loss_check"]
+    assert check["ok"] is True, check
+    assert check["max_rel_diff"] <= check["rtol"]
+    assert check["init_loss_rel_diff"] <= check["init_loss_rtol"]
+    assert len(check["values"]) == mlp["setup"]["epochs"]
+    assert "FAIL" not in proc.stdout
+
+    ratios = mlp["ratios"]["fncompiler/jax_jit"]
+    assert ratios["epoch"] > 0 and ratios["time_to_first_step"] > 0
+
+    md = out_md.read_text()
+    assert "| mlp | fncompiler fit (default) | ok" in md
+    assert "cpu" in md.lower()
