@@ -102,7 +102,7 @@ class PassManager:
     def run(self, graph, ctx):
         """Run the pipeline on a copy of `graph`; return (new graph, [PassRecord], {pass name: graph after})."""
         graph = ir.copy(graph)
-        records, stages, ran = [], {"input": graph}, []
+        records, stages, ran = [], {"input": ir.copy(graph)}, []
         valid = set()
         for _ in range(self.max_iterations if self.fixed_point else 1):
             any_changed = False
@@ -138,7 +138,7 @@ class PassManager:
         ran.append(p.name)
         records.append(PassRecord(p.name, result.changed, result.report, before, graph.number_of_nodes(),
                                   time.perf_counter() - start))
-        stages[p.name] = graph
+        stages[p.name] = ir.copy(graph) if result.changed else graph
         if p.analysis:
             valid.add(p.name)
         elif result.changed:

@@ -18,11 +18,15 @@ def current():
     return getter() if getter is not None else None
 
 
-def place_batch(arrays):
-    """Host arrays of one batch (a list, None for absent targets) -> device arrays."""
+def place_batch(arrays, batch_axis=0):
+    """Host arrays of one batch (a list, None for absent targets) -> device arrays. Under a distribution they are
+    split over its data axis along `batch_axis` (0; 1 for N batches stacked as (N, batch, ...) for one lax.scan
+    execution)."""
     dist = current()
     if dist is None:
         return [None if a is None else jnp.asarray(a) for a in arrays]
+    if batch_axis:
+        return [None if a is None else dist.place_batch(a, batch_axis=batch_axis) for a in arrays]
     return [None if a is None else dist.place_batch(a) for a in arrays]
 
 
@@ -63,43 +67,62 @@ class _LayoutKeepingJit:
     """`jax.jit(fn, donate_argnums=donate)` whose outputs keep the layout of the donated argument under a
     distribution (Keras's JAX trainer passes `out_shardings` for the same reason): without it XLA picks output
     shardings by propagation, e.g. a replicated bias next to a column-split kernel can come back split, and the
-    next step would then see a new input layout (a recompile, and a donated buffer it cannot reuse)."""
+    next step would then see a new input layout (a recompile, and a donated buffer it cannot reuse).
+    With `compiler_options`, each input signature is lowered and compiled once with those XLA options."""
 
-    def __init__(self, fn, donate_argnums):
+    def __init__(self, fn, donate_argnums, compiler_options=None):
         self._fn = fn
         self._donate = tuple(donate_argnums)
         self._plain = jax.jit(fn, donate_argnums=self._donate)
         self._by_layout = {}
+        self.compiler_options = dict(compiler_options or {})
+        self._executables = {}
 
-    def __call__(self, *args):
+    def _jitted(self, args):
         dist = current()
         if dist is None or len(self._donate) != 1:
-            return self._plain(*args)
+            return self._plain
         donated = args[self._donate[0]]
         replicated = dist.replicated_sharding()
         leaves, treedef = jax.tree_util.tree_flatten(donated)
         shardings = [_layout_of_array(x, replicated) for x in leaves]
         key = (treedef, tuple(shardings))
-        step = self._by_layout.get(key)
-        if step is None:
-            step = jax.jit(self._fn, donate_argnums=self._donate,
-                           out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))
-            self._by_layout[key] = step
-        return step(*args)
+        jitted = self._by_layout.get(key)
+        if jitted is None:
+            jitted = jax.jit(self._fn, donate_argnums=self._donate,
+                             out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))
+            self._by_layout[key] = jitted
+        return jitted
+
+    def __call__(self, *args):
+        jitted = self._jitted(args)
+        if not self.compiler_options:
+            return jitted(*args)
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        key = (id(jitted), tree, tuple((tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", type(x))),
+                                        getattr(x, "sharding", None)) for x in leaves))
+        exe = self._executables.get(key)
+        if exe is None:
+            exe = jitted.lower(*args).compile(compiler_options=self.compiler_options)
+            self._executables[key] = exe
+        return exe(*args)
 
     def lower(self, *args, **kwargs):
-        return self._plain.lower(*args, **kwargs)
+        return self._jitted(args).lower(*args, **kwargs)
 
     def eval_shape(self, *args, **kwargs):
         return self._plain.eval_shape(*args, **kwargs)
 
 
-def jit_step(fn, donate_argnums=()):
+def jit_step(fn, donate_argnums=(), compiler_options=None):
     """`jax.jit(fn, donate_argnums=...)` for a step whose output is the new value of its one donated argument
-    (train: the state; eval: the metric states): under a distribution the output keeps the donated argument's
-    shardings (out_shardings = in shardings), so donation and the one-trace-per-signature property hold across
-    steps; without a distribution it is the plain jit."""
-    return _LayoutKeepingJit(fn, donate_argnums) if donate_argnums else jax.jit(fn)
+    (train / train_multi: the state; eval: the metric states): under a distribution the output keeps the donated
+    argument's shardings (out_shardings = in shardings), so donation and one executable per input signature hold
+    across steps; without a distribution it is the plain jit. `compiler_options`: XLA options, compiled once per
+    input signature (what runtime/compiled.py's OptionJit does)."""
+    if not donate_argnums and not compiler_options:
+        return jax.jit(fn)
+    return _LayoutKeepingJit(fn, donate_argnums, compiler_options)
 
 
 def to_host(array):

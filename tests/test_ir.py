@@ -102,3 +102,27 @@ def test_subclassed_model_is_one_opaque_node():
     g = ir.build(m)
     assert ir.count_ops(g) == {"Twice": 1}
     assert ir.verify(g)
+
+
+@pytest.mark.parametrize("shapes,axes", [(((2, 3), (2, 3)), -1), (((2, 4, 3), (2, 5, 3)), 2),
+                                         (((2, 3, 4), (2, 3, 5)), 1), (((2, 4, 3), (2, 3, 5)), (2, 1))])
+def test_dot_is_a_per_sample_dot_product(shapes, axes):
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(s).astype("float32") for s in shapes)
+    ta, tb = keras.Input(shape=shapes[0][1:]), keras.Input(shape=shapes[1][1:])
+    out = layers.Dot(axes=axes)([ta, tb])
+    ax = axes if isinstance(axes, tuple) else (axes, axes)
+    expected = np.stack([np.tensordot(a[i], b[i], axes=([ax[0] % a.ndim - 1], [ax[1] % b.ndim - 1]))
+                         for i in range(2)])
+    expected = expected.reshape(2, 1) if expected.ndim == 1 else expected
+    assert out.shape == (None,) + expected.shape[1:]
+    got = keras.Model([ta, tb], out).predict([a, b], verbose=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_stages_are_snapshots():
+    x = keras.Input(shape=(3,))
+    model = keras.Model(x, layers.Dense(2)(layers.Dropout(0.5, name="drop")(x)))
+    compiled = keras.compile_model(model)
+    assert "drop" in compiled.graph("input") and "drop" not in compiled.graph("predict")
+    assert "drop" not in compiled.graph("inference_specialization")

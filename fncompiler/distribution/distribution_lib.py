@@ -400,8 +400,9 @@ class Distribution:
         local = {idx[axis] for idx, d in np.ndenumerate(mesh.devices) if d.process_index == me}
         return size // max(len(local), 1), size
 
-    def place_batch(self, value):
-        """One input/target array of a batch -> a global array split over the data axis along axis 0.
+    def place_batch(self, value, batch_axis=0):
+        """One input/target array of a batch -> a global array split over the data axis along its batch axis
+        (axis 0; axis 1 for N batches stacked for one `lax.scan` execution, shape (N, batch, ...)).
 
         Each process passes only its own rows (`jax.make_array_from_process_local_data`); the global batch is the
         processes' rows in process order. When the global batch size is not divisible by the data-axis size (e.g.
@@ -411,21 +412,23 @@ class Distribution:
         if isinstance(value, jax.Array) and not value.is_fully_addressable:
             return value                        # already a global array
         host = np.asarray(value)
-        if host.ndim == 0:
+        if host.ndim <= batch_axis:
             return _put(host, self.replicated_sharding())
         groups, axis_size = self._data_groups()
-        global_rows = host.shape[0] * groups
+        global_rows = host.shape[batch_axis] * groups
+        global_shape = host.shape[:batch_axis] + (global_rows,) + host.shape[batch_axis + 1:]
         mesh = self._device_mesh.jax_mesh
         if global_rows % axis_size == 0 and global_rows > 0:
-            sharding = NamedSharding(mesh, PartitionSpec(self._batch_dim_name))
-            return jax.make_array_from_process_local_data(sharding, host, (global_rows,) + host.shape[1:])
+            sharding = NamedSharding(mesh, PartitionSpec(*([None] * batch_axis), self._batch_dim_name))
+            return jax.make_array_from_process_local_data(sharding, host, global_shape)
         if groups > 1:
             if groups != jax.process_count():
                 raise ValueError(f"A batch of {global_rows} rows cannot be split over the {axis_size} devices of "
                                  f"axis {self._batch_dim_name!r}, and this mesh's processes do not each hold a "
                                  "distinct slice: use a batch size divisible by the data-axis size.")
             from jax.experimental import multihost_utils
-            host = np.asarray(multihost_utils.process_allgather(host, tiled=True))
+            pieces = np.asarray(multihost_utils.process_allgather(host, tiled=False))   # (processes, *local)
+            host = np.concatenate(list(pieces), axis=batch_axis)
         return jax.make_array_from_process_local_data(self.replicated_sharding(), host, host.shape)
 
     def batch_to_host(self, array):

@@ -165,8 +165,12 @@ class Dot(_Merge):
         if self.normalize:
             x = x / jnp.maximum(jnp.linalg.norm(x, axis=ax_x, keepdims=True), 1e-12)
             y = y / jnp.maximum(jnp.linalg.norm(y, axis=ax_y, keepdims=True), 1e-12)
-        out = jnp.einsum(x, list(range(x.ndim)), y, [0] + [x.ndim + i if i != ax_y else ax_x
-                                                          for i in range(1, y.ndim)])
+        # batch_dot: contract x's axis ax_x with y's axis ax_y, per sample
+        xt = jnp.moveaxis(x, ax_x, -1)
+        yt = jnp.moveaxis(y, ax_y, 1)
+        rest_x, rest_y = xt.shape[1:-1], yt.shape[2:]
+        out = jnp.matmul(xt.reshape(xt.shape[0], -1, xt.shape[-1]), yt.reshape(yt.shape[0], yt.shape[1], -1))
+        out = out.reshape((x.shape[0],) + tuple(rest_x) + tuple(rest_y))
         return out[:, None] if out.ndim == 1 else out
 
     def get_config(self):
