@@ -1,8 +1,11 @@
 """Where the step's arrays live. Without a distribution: the default device. Under
-`fncompiler.distribution.set_distribution(...)` (or its `scope()`), the distribution places batches (sharded
-over its data axis) and weights / optimizer state (by its layout map), and the jitted step follows the data:
-jit compiles one SPMD program for the input shardings it receives (XLA adds the collectives), and the outputs
-come back with the same shardings, so the donated train state keeps its layout from step to step.
+`fncompiler.distribution.set_distribution(...)` (or its `scope()`), the distribution places batches (split over
+its data axis), weights (by its layout map) and optimizer / metric / RNG state, and the jitted step follows the
+data: jit compiles one SPMD program for the input shardings it receives (XLA adds the collectives).
+
+    place_batch / place_weights / place_tree   put arrays where the distribution wants them
+    jit_step(fn, donate_argnums)               jit whose output keeps the donated argument's layout
+    to_host(array)                             a step output -> NumPy (this process's rows in a multi-process run)
 """
 import jax
 import jax.numpy as jnp
