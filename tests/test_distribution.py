@@ -101,6 +101,7 @@ def test_data_parallel_matches_single_device_on_4_devices():
 @pytest.mark.slow
 def test_model_parallel_layout_map_splits_dense_kernels():
     r = run_script("""
+        from fncompiler.runtime import placement
         ref = build()
         train(ref)
         ref_pred = ref.predict(X, verbose=0)
@@ -122,8 +123,11 @@ def test_model_parallel_layout_map_splits_dense_kernels():
             state = model._trainer._start_state()          # what the next fit would start from
             slot_specs = sorted({tuple(leaf.sharding.spec) for leaf in jax.tree.leaves(state[2])
                                  if getattr(leaf, "shape", None) == (784, 64)})
+            # N batches stacked for one lax.scan execution (steps_per_execution) split along axis 1
+            stacked = placement.place_batch([np.stack([X[:32]] * 3)], batch_axis=1)[0]
+            stacked_spec = list(stacked.sharding.spec)
         report(weights=max_diff(ref.get_weights(), model.get_weights()), pred=max_diff(ref_pred, pred),
-               layouts=layouts, specs=specs, shard_shape=shard_shape, slot_specs=slot_specs,
+               layouts=layouts, specs=specs, shard_shape=shard_shape, slot_specs=slot_specs, stacked_spec=stacked_spec,
                traces=model._trainer.compiled.trace_counts["train"],
                outside=distribution.get_distribution() is None)
     """)
@@ -135,6 +139,7 @@ def test_model_parallel_layout_map_splits_dense_kernels():
     assert r["specs"]["d2/kernel"] == [None, "model"]
     assert r["shard_shape"] == [784, 32]
     assert r["slot_specs"] == [[None, "model"]], r       # Adam's m and v follow the kernel
+    assert r["stacked_spec"] == [None, "batch"], r
     assert r["traces"] == 2 and r["outside"]
 
 

@@ -163,14 +163,14 @@ class Model(Layer):
                                             steps=steps, callbacks=callbacks, return_dict=return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        from ..runtime import trainer
         self._ensure_traced(x)
-        t = self._trainer if self._trainer is not None else trainer.Trainer(self, self._compile_config)
         if self._compile_config is not None:
-            self._trainer = t
+            t = self._get_trainer()
         else:
-            self._predict_trainer = getattr(self, "_predict_trainer", None) or t
-            t = self._predict_trainer
+            t = getattr(self, "_predict_trainer", None)
+            if t is None:
+                from ..runtime import trainer
+                t = self._predict_trainer = trainer.Trainer(self, None)
         return t.predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
