@@ -102,8 +102,11 @@ class _LayoutKeepingJit:
         if not self.compiler_options:
             return jitted(*args)
         leaves, tree = jax.tree_util.tree_flatten(args)
+        dist = current()
+        replicated = None if dist is None else dist.replicated_sharding()
         key = (id(jitted), tree, tuple((tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", type(x))),
-                                        getattr(x, "sharding", None)) for x in leaves))
+                                        None if replicated is None else _layout_of_array(x, replicated))
+                                       for x in leaves))
         exe = self._executables.get(key)
         if exe is None:
             exe = jitted.lower(*args).compile(compiler_options=self.compiler_options)

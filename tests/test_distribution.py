@@ -154,7 +154,7 @@ def test_donated_state_keeps_its_layout_with_jit_step():
         from fncompiler.runtime import compiled, placement
 
         def _wrap(self, name, fn, donate=()):
-            return placement.jit_step(fn, donate_argnums=donate)
+            return placement.jit_step(fn, donate_argnums=donate, compiler_options=self.compiler_options)
         compiled.CompiledModel._wrap = _wrap
 
         mesh = distribution.DeviceMesh((2, 2), ("batch", "model"))
@@ -362,3 +362,24 @@ def test_data_parallel_on_one_device_trains_like_no_distribution(mlp):
         dp = fit()
     for a, b in zip(plain, dp):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_jit_step_keeps_layout_and_takes_compiler_options():
+    import jax
+    import jax.numpy as jnp
+    from fncompiler.runtime import placement
+
+    def step(state, x):
+        return [state[0] + x.sum(), state[1] * 2.0]
+
+    for options in ({}, {"xla_cpu_experimental_ynn_fusion_type": ""}):
+        f = placement.jit_step(step, donate_argnums=(0,), compiler_options=options)
+        plain = f([jnp.zeros(()), jnp.ones((3,))], jnp.ones((4, 2)))
+        dist = distribution.DataParallel()
+        with dist.scope():
+            state = placement.place_tree([jnp.zeros(()), jnp.ones((3,))])
+            out = f(state, placement.place_batch([np.ones((4, 2), np.float32)])[0])
+            out = f(out, placement.place_batch([np.ones((4, 2), np.float32)])[0])
+        assert float(plain[0]) == 8.0 and float(out[0]) == 16.0 and np.allclose(out[1], 4.0)
+        assert all(a.sharding.mesh == dist.device_mesh.jax_mesh for a in out)
+        assert "jit_step" in f.lower([jnp.zeros(()), jnp.ones((3,))], jnp.ones((4, 2))).as_text()
