@@ -2,7 +2,6 @@
 the BatchNormalization-free export graph, what cannot be exported, and checked loading (in a fresh process too)."""
 import ast
 import hashlib
-import io
 import json
 import os
 import subprocess

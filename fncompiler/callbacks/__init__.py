@@ -6,4 +6,4 @@ from .monitors import EarlyStopping, ReduceLROnPlateau, TerminateOnNaN
 from .schedulers import CSVLogger, LearningRateScheduler
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN",
-           "CSVLogger", "LearningRateScheduler"]
+           "CSVLogger", "LearningRateScheduler", "ModelCheckpoint"]
