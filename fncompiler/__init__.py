@@ -41,4 +41,4 @@ def __dir__():
 __all__ = ["Input", "InputLayer", "Layer", "Model", "Functional", "Sequential", "KerasTensor", "SymbolicTensor",
            "Variable", "activations", "constraints", "initializers", "regularizers", "layers", "ops", "models",
            "utils", "datasets", "losses", "metrics", "optimizers", "callbacks", "saving", "applications",
-           "compile_model", "export", "ir", "passes", "runtime"]
+           "compile_model", "export", "ir", "passes", "runtime", "distribution"]

@@ -15,28 +15,7 @@ import numpy as np
 
 from fncompiler import ir
 from fncompiler import passes as passes_lib
-from . import lowering, steps
-
-
-class OptionJit:
-    """`jax.jit(fn)` compiled with XLA compiler options, once per input signature (shapes and dtypes)."""
-
-    def __init__(self, fn, donate, compiler_options):
-        self.jitted = jax.jit(fn, donate_argnums=donate)
-        self.compiler_options = dict(compiler_options)
-        self._cache = {}
-
-    def __call__(self, *args):
-        leaves, tree = jax.tree_util.tree_flatten(args)
-        key = (tree, tuple((tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", type(x)))) for x in leaves))
-        exe = self._cache.get(key)
-        if exe is None:
-            exe = self.jitted.lower(*args).compile(compiler_options=self.compiler_options)
-            self._cache[key] = exe
-        return exe(*args)
-
-    def lower(self, *args):
-        return self.jitted.lower(*args)
+from . import lowering, placement, steps
 
 
 class CompiledModel:
@@ -90,9 +69,7 @@ class CompiledModel:
                 with jax.disable_jit():
                     return fn(*args)
             return eager
-        if self.compiler_options:
-            return OptionJit(fn, donate, self.compiler_options)
-        return jax.jit(fn, donate_argnums=donate)
+        return placement.jit_step(fn, donate_argnums=donate, compiler_options=self.compiler_options)
 
     # -- steps -------------------------------------------------------------------------------------
     def step(self, endpoint):

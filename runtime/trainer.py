@@ -202,7 +202,7 @@ class Trainer:
                     state = multi_step(state, bx.xs, bx.ys, bx.sws)
                 else:
                     state = train_step(state, self._device(bx), self._device(by),
-                                       None if bsw is None else jnp.asarray(bsw))
+                                       None if bsw is None else placement.place_batch([bsw])[0])
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
                     logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
@@ -252,9 +252,10 @@ class Trainer:
                 continue
             pending.append(item)
             if len(pending) == spe:
-                xs = placement.place_batch([np.stack([p[1][k] for p in pending]) for k in range(len(item[1]))])
+                xs = placement.place_batch([np.stack([p[1][k] for p in pending]) for k in range(len(item[1]))],
+                                           batch_axis=1)
                 ys = placement.place_batch([None if item[2][k] is None else np.stack([p[2][k] for p in pending])
-                                            for k in range(len(item[2]))])
+                                            for k in range(len(item[2]))], batch_axis=1)
                 yield pending[-1][0], _Group(xs, ys, None), None, None
                 pending = []
         yield from pending
@@ -315,7 +316,7 @@ class Trainer:
             if callbacks is not None:
                 callbacks.on_test_batch_begin(i)
             states = eval_step(trainable, non_trainable, states, self._device(data_lib.take(xs, idx)),
-                               self._device(data_lib.take(ys, idx)), None if sw is None else jnp.asarray(sw[idx]))
+                               self._device(data_lib.take(ys, idx)), None if sw is None else placement.place_batch([sw[idx]])[0])
             done = i + 1
             if callbacks is not None and callbacks.batch_hooks_used:
                 callbacks.on_test_batch_end(i, _floats(steps_lib.metric_results(self.cfg, states)))
@@ -339,7 +340,7 @@ class Trainer:
             states = steps_lib.initial_metric_states(self.cfg)
             for i, bx, by, bsw in self._generator_batches(x, steps):
                 states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
-                                   None if bsw is None else jnp.asarray(bsw))
+                                   None if bsw is None else placement.place_batch([bsw])[0])
             logs = _floats(steps_lib.metric_results(self.cfg, states))
         else:
             xs, ys, sw, n = self._prepare(x, y, sample_weight)
@@ -381,7 +382,7 @@ class Trainer:
         cbs.on_predict_end()
         if not outs:
             raise ValueError("predict() received no data.")
-        flat = [np.concatenate([np.asarray(o[k]) for o in outs], axis=0) for k in range(len(outs[0]))]
+        flat = [np.concatenate([placement.to_host(o[k]) for o in outs], axis=0) for k in range(len(outs[0]))]
         return low.pack_outputs(flat)
 
     # -- single batches ----------------------------------------------------------------------------
@@ -396,7 +397,7 @@ class Trainer:
         xs, ys, sw, _ = self._prepare(x, y, sample_weight)
         state = self._sync_lr(self._start_state())
         state = self.compiled.step("train")(state, self._device(xs), self._device(ys),
-                                            None if sw is None else jnp.asarray(sw))
+                                            None if sw is None else placement.place_batch([sw])[0])
         logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
         self._write_back(state)
         return self._batch_logs(logs, return_dict)

@@ -526,7 +526,7 @@ class DataParallel(Distribution):
                 warnings.warn(f"Expect the input mesh to be 1D, but received a mesh of shape {device_mesh.shape}. "
                               "The first axis will be used for data-parallel sharding.", stacklevel=2)
         else:
-            devs = list(devices) if devices is not None else list_devices()
+            devs = list(devices) if devices else list_devices()
             device_mesh = DeviceMesh((len(devs),), (DEFAULT_BATCH_DIM_NAME,), devs)
         super().__init__(device_mesh, device_mesh.axis_names[0])
         self._auto_shard_dataset = auto_shard_dataset
