@@ -634,3 +634,22 @@ def test_optimizer_params_after_training():
     assert count >= 2 * 55050  # Adam keeps two slots per weight (Keras: 110,102)
     total = int(text.split(" Total params: ")[1].split(" ")[0].replace(",", ""))
     assert total == 55050 + count
+
+
+def test_summary_lists_sharded_weight_layouts_under_a_distribution():
+    import fncompiler as keras
+    from fncompiler import distribution, layers
+    x = keras.Input(shape=(8,))
+    model = keras.Model(x, layers.Dense(4, name="proj")(layers.Dense(6, name="hid")(x)), name="sharded")
+    mesh = distribution.DeviceMesh((1, 1), ("batch", "model"))
+    layout_map = distribution.LayoutMap(mesh)
+    layout_map["hid/kernel"] = (None, "model")
+    lines = []
+    with distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch").scope():
+        model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Weight layouts: 1 sharded, 3 replicated" in text
+    assert "hid/kernel: (None, 'model')" in text
+    lines.clear()
+    model.summary(print_fn=lines.append)
+    assert "Weight layouts" not in "\n".join(lines)

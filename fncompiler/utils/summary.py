@@ -257,6 +257,19 @@ def _optimizer_state_leaves(model):
 
 
 # -- main entry point ------------------------------------------------------------------------------
+def _layout_lines(model):
+    """Under a distribution: one line per weight the layout map shards (replicated weights are not listed)."""
+    import sys
+    dist_mod = sys.modules.get("fncompiler.distribution")
+    if dist_mod is None or dist_mod.get_distribution() is None:
+        return []
+    sharded = [(w.path, str(dist_mod.layout_of(w))) for w in model.weights]
+    sharded = [(p, l) for p, l in sharded if l != "replicated"]
+    header = rich.text.Text.assemble((" Weight layouts: ", "bold"),
+                                     f"{len(sharded)} sharded, {len(model.weights) - len(sharded)} replicated")
+    return [header] + [rich.text.Text(f"   {p}: {l}") for p, l in sharded]
+
+
 def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
                   show_trainable=False, layer_range=None):
     """Print a summary of `model` as Keras 3's `model.summary()` does.
@@ -363,6 +376,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
              footer(" Non-trainable params: ", non_trainable_count, non_trainable_size)]
     if opt_leaves:
         lines.append(footer(" Optimizer params: ", opt_count, opt_size))
+    lines.extend(_layout_lines(model))
 
     interactive = print_fn is None and _stdout_is_terminal()
     if interactive:
