@@ -126,24 +126,9 @@ def serialize(loss):
 
 def deserialize(config, custom_objects=None):
     """Inverse of ``serialize``; resolves names through this registry (and ``custom_objects``)."""
-    if isinstance(config, str):
-        return get(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise TypeError(
-            "deserialize() expected a dict with keys 'class_name' and 'config' (as produced by "
-            f"serialize()); received {config!r}."
-        )
-    class_name = config["class_name"]
-    inner = config.get("config", {})
-    if class_name == "function":
-        return resolve_function(inner, custom_objects)
-    custom_objects = custom_objects or {}
-    cls = custom_objects.get(class_name) or CLASSES.get(class_name)
-    if cls is None:
-        raise _unknown(class_name)
-    if cls is LossFunctionWrapper:
-        return cls.from_config(inner, custom_objects=custom_objects)
-    return cls.from_config(inner)
+    from ..registry_utils import deserialize_from
+    return deserialize_from(config, classes=CLASSES, get=get, unknown=_unknown, resolve_function=resolve_function,
+                            wrapper_cls=LossFunctionWrapper, custom_objects=custom_objects)
 
 
 def get(identifier):
