@@ -13,15 +13,16 @@ from .scan_blocks import ScanBlocks, scan_repeated_blocks
 from .simplify import simplify
 from .remat import remat
 from .mixed_precision import mixed_precision
+from .layouts import layouts
 
 # Each mode's pipeline; the manager still orders passes by their requirements. Passes that measured no gain
 # (see docs/passes.md) are registered but left out: name them in compile_model(model, passes=[...]).
 PIPELINES = {
-    "train": ["shape_inference", "dtype_check", "inline", "simplify", "cse", "constant_folding"],
+    "train": ["shape_inference", "dtype_check", "inline", "simplify", "cse", "constant_folding", "layouts"],
     "eval": ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",
-             "simplify", "cse", "constant_folding"],
+             "simplify", "cse", "constant_folding", "layouts"],
     "predict": ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",
-                "simplify", "cse", "constant_folding"],
+                "simplify", "cse", "constant_folding", "layouts"],
     "export": ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",
                "simplify", "cse", "fold_batchnorm", "constant_folding"],
 }
@@ -37,4 +38,4 @@ def default_pipeline(mode):
 __all__ = ["Pass", "PassContext", "PassError", "PassManager", "PassRecord", "PassResult", "get", "order_passes",
            "register", "shape_inference", "dtype_check", "fusion", "constant_folding", "ShapeMismatchError",
            "DtypeError", "PIPELINES", "default_pipeline", "inline_nested_models", "dead_code_elimination",
-           "common_subexpression_elimination", "inference_specialization", "fold_batchnorm", "scan_repeated_blocks", "ScanBlocks", "simplify", "remat", "mixed_precision"]
+           "common_subexpression_elimination", "inference_specialization", "fold_batchnorm", "scan_repeated_blocks", "ScanBlocks", "simplify", "remat", "mixed_precision", "layouts"]

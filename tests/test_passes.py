@@ -47,7 +47,7 @@ def test_default_pipeline_records_and_leaves_model_graph_untouched(mlp):
     g = compiled.graph("predict")
     records = compiled.records("predict")
     assert [r.name for r in records] == ["shape_inference", "dtype_check", "inline", "inference_specialization",
-                                         "dead_code_elimination", "simplify", "cse", "constant_folding"]
+                                         "dead_code_elimination", "simplify", "cse", "constant_folding", "layouts"]
     assert all(not r.changed and r.nodes_before == r.nodes_after == 4 for r in records)
     assert "checked 3 nodes" in records[0].report
     assert g.nodes["d2"]["meta"]["shape_inference"] == [ir.TensorSpec((None, 64), "float32")]

@@ -647,6 +647,9 @@ def test_summary_lists_sharded_weight_layouts_under_a_distribution():
     lines = []
     with distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch").scope():
         model.summary(print_fn=lines.append)
+        graph = keras.compile_model(model).graph("train")
+        assert graph.nodes["hid"]["meta"]["layouts"] == {"hid/kernel": "(None, 'model')", "hid/bias": "replicated"}
+        assert graph.graph["layouts"] == {"sharded": 1, "replicated": 3}
     text = "\n".join(lines)
     assert "Weight layouts: 1 sharded, 3 replicated" in text
     assert "hid/kernel: (None, 'model')" in text
