@@ -246,7 +246,7 @@ def hand_written(name):
     def lstm(p, layer, seq):
         kernel, recurrent, bias = p[layer]
         units = recurrent.shape[0]
-        proj = jnp.einsum("btf,fg->tbg", seq, kernel) + bias     # time-major input projections
+        proj = jnp.swapaxes(seq @ kernel + bias, 0, 1)     # time-major input projections, one matmul
 
         def cell(carry, z_in):
             h, c = carry
@@ -489,7 +489,7 @@ def _warm_backend():
     jax.block_until_ready(jnp.zeros(()) + 1)
 
 
-def _fit_kwargs(args, n_samples=None):
+def _fit_kwargs(args):
     setup = SETUPS[args.model]
     kw = dict(batch_size=setup["batch_size"], shuffle=False, verbose=0)
     if setup["validation_split"]:
@@ -613,9 +613,19 @@ def worker_fncompiler(args, result):
     decision = getattr(model._trainer, "autotune_decision", None)
     if decision is not None:
         result["autotune_decision"] = decision
-    if config != "fncompiler_eager" and extra.get("steps_per_execution") not in (None, 1):
+    spe = extra.get("steps_per_execution")
+    if decision is not None:
+        spe = decision.get("steps_per_execution")
+    if isinstance(spe, int) and spe > 1:
+        full = n_train // setup["batch_size"]
+        result["scan_groups_per_epoch"] = full // spe
+        result["notes"].append(f"steps_per_execution={spe}: {full // spe} scan group(s) of {spe} full batches per "
+                               f"epoch, {steps_per_epoch - (full // spe) * spe} step(s) one by one; the 'train' "
+                               "trace count includes the scan body's trace of the step")
+    if extra.get("steps_per_execution") not in (None, 1):
         result["notes"].append("time to first step: a per-batch callback makes fit run one step per execution, "
-                               "so it is the per-step path's first step; first_epoch_s is the strategy's own")
+                               "so it is the per-step path's first step (after autotuning for 'auto'); "
+                               "first_epoch_s is the strategy's own")
 
     # 3. predict: model.predict against the raw jitted predict step, batch 1 and batch 1024.
     with section(result, "predict"):
@@ -776,7 +786,8 @@ def worker_jax(args, result):
                                    args.predict_calls)
         rawbig = common.timed_calls(lambda: jax.block_until_ready(predict(params, xbig)), args.predict_big_calls)
         xbig_host = [tile_structure(a, PREDICT_BIG) for a in xs]
-        hostbig = common.timed_calls(lambda: [np.asarray(o) for o in predict(params, xbig_host)], args.predict_big_calls)
+        hostbig = common.timed_calls(lambda: [np.asarray(o) for o in predict(params, xbig_host)],
+                                     args.predict_big_calls)
         result["predict"] = predict_summary(host1, raw1, hostbig, rawbig, args.predict_calls, args.predict_big_calls)
         result["predict"]["note"] = ("hand-written: 'predict' = NumPy in -> jitted forward -> NumPy out; "
                                      "'raw' = device arrays in, block_until_ready")
@@ -800,7 +811,6 @@ def worker_keras(args, result):
         result["error"] = f"keras is not installed ({exc}); Keras 3 fit was not measured"
         return
     name = args.model
-    setup = SETUPS[name]
     init = load_init(args.init)
     x, y, _, _ = make_data(name, args.samples)
     result["keras_backend"] = keras.backend.backend()
@@ -935,6 +945,45 @@ def loss_check(model_name, cfg, ref):
     return out
 
 
+ROUND_FIELDS = ("epoch_median_s", "first_epoch_s", "time_to_first_step_s", "peak_rss_mb")
+ROUND_PREDICT_FIELDS = ("batch1_predict_ms", "batch1_raw_ms", "big_predict_samples_per_s", "big_raw_samples_per_s")
+
+
+def merge_rounds(runs):
+    """One result from the same configuration's runs in several rounds: the first run's details, and the
+    median over the rounds of each timing (the per-round values are kept under "rounds")."""
+    if len(runs) == 1:
+        return runs[0]
+    ok = [r for r in runs if r.get("status") == "ok"]
+    merged = dict(ok[0] if ok else runs[0])
+    merged["rounds"] = [{"status": r.get("status"), "error": r.get("error"),
+                         **{k: r.get(k) for k in ROUND_FIELDS},
+                         "predict": {k: (r.get("predict") or {}).get(k) for k in ROUND_PREDICT_FIELDS}}
+                        for r in runs]
+    if not ok:
+        return merged
+    for k in ROUND_FIELDS:
+        merged[k] = common.median([r.get(k) for r in ok])
+    if merged.get("predict"):
+        p = dict(merged["predict"])
+        for k in ROUND_PREDICT_FIELDS:
+            p[k] = common.median([(r.get("predict") or {}).get(k) for r in ok])
+        p["batch1_predict_over_raw"] = common.ratio(p.get("batch1_predict_ms"), p.get("batch1_raw_ms"))
+        big, raw = p.get("big_predict_samples_per_s"), p.get("big_raw_samples_per_s")
+        p["big_predict_over_raw"] = common.ratio(raw, big)
+        merged["predict"] = p
+    return merged
+
+
+def _paired_ratio(configs, c, ref, key):
+    """Median over rounds of the per-round ratio c/ref (runs of one round ran close together in time); the
+    plain ratio when there is a single round."""
+    a, b = configs[c].get("rounds"), configs[ref].get("rounds")
+    if a and b and len(a) == len(b):
+        return common.median([common.ratio(x.get(key), y.get(key)) for x, y in zip(a, b)])
+    return common.ratio(configs[c].get(key), configs[ref].get(key))
+
+
 def model_ratios(configs):
     def get(c, *keys):
         v = configs.get(c)
@@ -955,14 +1004,13 @@ def model_ratios(configs):
             if ref == c or not counted(ref):
                 continue
             out[f"{c}/{ref}"] = {
-                "epoch": common.ratio(get(c, "epoch_median_s"), get(ref, "epoch_median_s")),
-                "time_to_first_step": common.ratio(get(c, "time_to_first_step_s"), get(ref, "time_to_first_step_s")),
+                "epoch": _paired_ratio(configs, c, ref, "epoch_median_s"),
+                "time_to_first_step": _paired_ratio(configs, c, ref, "time_to_first_step_s"),
                 "predict_batch1": common.ratio(get(c, "predict", "batch1_predict_ms"),
                                                get(ref, "predict", "batch1_predict_ms")),
-                "predict_big_throughput": common.ratio(get(c, "predict", "big_predict_samples_per_s")
-                                                       or get(c, "predict", "big_raw_samples_per_s"),
-                                                       get(ref, "predict", "big_predict_samples_per_s")
-                                                       or get(ref, "predict", "big_raw_samples_per_s")),
+                # time per large batch (the inverse of the throughput ratio), so > 1 means slower everywhere
+                "predict_big": common.ratio(get(ref, "predict", "big_predict_samples_per_s"),
+                                            get(c, "predict", "big_predict_samples_per_s")),
                 "peak_rss": common.ratio(get(c, "peak_rss_mb"), get(ref, "peak_rss_mb")),
             }
     return out
@@ -989,13 +1037,15 @@ def markdown(report):
              f"{report.get('backend', {}).get('devices')}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v is not None)
              + ("" if report["versions"].get("keras") else "; keras not installed (Keras 3 fit not measured)"),
-             f"- command: `{report['command']}`", ""]
+             f"- command: `{report['command']}`",
+             f"- rounds: {report.get('rounds', 1)}" + (" (each number is the median over the rounds; each ratio the "
+                                                        "median of the per-round ratios)"
+                                                        if report.get("rounds", 1) > 1 else ""), ""]
     header = ["model", "configuration", "loss check (max rel diff)", "s / epoch (median)", "vs jit", "vs scan",
               "vs Keras", "time to first step s", "first epoch s", "compiles", "predict b=1 ms: predict / raw",
               "predict/raw", f"predict b={PREDICT_BIG} samples/s: predict / raw", "peak RSS MiB"]
     rows = []
     for mname, m in report["models"].items():
-        setup = m["setup"]
         for cname, c in m["configs"].items():
             label = LABELS.get(cname, cname)
             if c.get("status") == "skipped":
@@ -1055,6 +1105,8 @@ def parse_args(argv=None):
     p.add_argument("--predict-big-calls", type=int, default=PREDICT_BIG_CALLS,
                    help=f"batch-{PREDICT_BIG} predict calls per median")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker process")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every configuration this many times (alternating the order); report medians")
     p.add_argument("--keep-autotune-cache", action="store_true",
                    help='use the normal autotuner cache instead of a fresh one (steps_per_execution="auto")')
     # worker mode (internal)
@@ -1085,12 +1137,12 @@ def main(argv=None):
     env_samples = os.environ.get("FNCOMPILER_BENCH_SAMPLES")
     samples_override = args.samples or (int(env_samples) if env_samples else None)
 
-    import platform as _platform
     report = {
         "benchmark": "fit",
         "date": common.now_iso(),
         "quick": bool(args.quick),
         "command": " ".join(["python", "benchmarks/fit.py"] + (sys.argv[1:] if argv is None else list(argv))),
+        "rounds": args.rounds,
         "machine": common.machine_info(),
         "versions": common.versions(),
         "models": {},
@@ -1098,11 +1150,8 @@ def main(argv=None):
     if report["versions"].get("keras") is None:
         print("note: `import keras` failed here; the Keras 3 fit configuration is reported as skipped")
     with tempfile.TemporaryDirectory(prefix="fncompiler_fit_bench_") as tmp:
-        if not args.keep_autotune_cache:
-            # steps_per_execution="auto" caches its decisions on disk: start from an empty cache, so its first
-            # fit pays for the tuning, as a user's first fit of a model would.
-            os.environ["FNCOMPILER_CACHE_DIR"] = os.path.join(tmp, "cache")
-        report["autotune_cache"] = os.environ.get("FNCOMPILER_CACHE_DIR", "default (~/.cache/fncompiler)")
+        report["autotune_cache"] = ("the normal one ($FNCOMPILER_CACHE_DIR or ~/.cache/fncompiler)"
+                                    if args.keep_autotune_cache else "a fresh empty one per worker process")
         probe = os.path.join(tmp, "backend.json")
         rc, out, err, _ = common.run_worker(["-c", "import json,sys; sys.path.insert(0, 'benchmarks'); import common; "
                                                   f"json.dump(common.jax_backend(), open({probe!r}, 'w'))"], 300)
@@ -1122,16 +1171,25 @@ def main(argv=None):
                     "--init", init_path, "--predict-calls", str(args.predict_calls),
                     "--predict-big-calls", str(args.predict_big_calls)]
             print(f"== {mname}: {n} samples, batch {setup['batch_size']}, {epochs} epochs", flush=True)
-            init_res = _run_one(base, mname, "init", tmp, args.timeout)
+            init_res = _run_one(base, mname, "init", tmp, args.timeout, args.keep_autotune_cache)
             if init_res.get("status") != "ok":
                 entry["error"] = init_res.get("error")
                 print(f"   init FAILED: {init_res.get('error')}")
                 continue
             setup["params"] = init_res.get("params")
+            runs = {c: [] for c in configs}
+            for rnd in range(args.rounds):
+                # Odd rounds run the configurations in reverse order, so a drift in the machine's load
+                # does not always favour the same ones.
+                order = configs if rnd % 2 == 0 else configs[::-1]
+                if args.rounds > 1:
+                    print(f"   -- round {rnd + 1}/{args.rounds}", flush=True)
+                for cname in order:
+                    res = _run_one(base, mname, cname, tmp, args.timeout, args.keep_autotune_cache)
+                    runs[cname].append(res)
+                    print(f"   {LABELS[cname]:45s} {_one_line(res)}", flush=True)
             for cname in configs:
-                res = _run_one(base, mname, cname, tmp, args.timeout)
-                entry["configs"][cname] = res
-                print(f"   {LABELS[cname]:45s} {_one_line(res)}", flush=True)
+                entry["configs"][cname] = merge_rounds(runs[cname])
             ref = entry["configs"].get("jax_jit")
             for cname, res in entry["configs"].items():
                 if cname != "jax_jit" and res.get("status") == "ok":
@@ -1156,9 +1214,16 @@ def main(argv=None):
     return 0
 
 
-def _run_one(base, mname, cname, tmp, timeout):
+def _run_one(base, mname, cname, tmp, timeout, keep_autotune_cache=False):
     out = os.path.join(tmp, f"{mname}_{cname}.json")
-    rc, stdout, stderr, wall = common.run_worker(base + ["--worker", cname, "--out", out], timeout)
+    env = None
+    if not keep_autotune_cache:
+        # steps_per_execution="auto" keeps its decisions on disk: every worker starts from an empty cache, so
+        # its first fit pays for the tuning, as a user's first fit of a model does (the timed run after it
+        # reuses the decision).
+        cache = tempfile.mkdtemp(prefix=f"cache_{mname}_{cname}_", dir=tmp)
+        env = {"FNCOMPILER_CACHE_DIR": cache}
+    rc, stdout, stderr, wall = common.run_worker(base + ["--worker", cname, "--out", out], timeout, env=env)
     if os.path.exists(out):
         with open(out) as f:
             res = json.load(f)
