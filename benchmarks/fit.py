@@ -1034,7 +1034,9 @@ def markdown(report):
              f"- machine: {report['machine'].get('cpu_count')} CPUs ({report['machine'].get('cpu_model', '?')}), "
              f"{report['machine']['platform']}, Python {report['machine']['python']}",
              f"- JAX backend: {report.get('backend', {}).get('backend')} "
-             f"{report.get('backend', {}).get('devices')}",
+             f"{report.get('backend', {}).get('devices')}"
+             + (f"; persistent compilation cache {report['backend']['compilation_cache_dir']} (times to first step "
+                "may skip compiling)" if report.get("backend", {}).get("compilation_cache_dir") else ""),
              "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v is not None)
              + ("" if report["versions"].get("keras") else "; keras not installed (Keras 3 fit not measured)"),
              f"- command: `{report['command']}`",
