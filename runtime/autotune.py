@@ -1,11 +1,18 @@
-"""The execution-strategy autotuner (`compile(steps_per_execution="auto")`).
+"""The execution-strategy autotuner (`compile(steps_per_execution="auto")`), run online inside `fit`.
 
-Candidates: one jitted step per batch; N steps as one `lax.scan` over device-resident batches; and, on CPU
-for models with convolutions, the same with an XLA:CPU compile option that measured faster for conv
-gradients. Each candidate is compiled, run from a copy of the same train state on the same batches,
-checked to compute the same weights as the reference (per-step jit) within a tolerance, and timed; the
-fastest correct one is kept. Decisions are cached per model signature, batch shape and device, in memory and
-in `$FNCOMPILER_CACHE_DIR/autotune.json` (default `~/.cache/fncompiler`).
+Candidates: one jitted step per batch (the reference); N steps as one `lax.scan` over N stacked batches (not
+for convolutional models on XLA:CPU, where a scan of conv gradients measured 7-23x slower); and, on CPU for
+models with convolutions, per-step jit compiled with an XLA:CPU option that measured faster for conv
+gradients. Tuning happens on fit's own batches and state, so nothing is computed twice except one check
+execution per candidate: the reference strategy trains on the first batches (its first step is fit's normal
+first step, so tuning adds nothing to the time to first step) and is timed through fit's real loop (host
+copies and stacking included); then each candidate is compiled, checked once against the reference on the
+same batch(es) from the same state (its weight update must match the reference's to 1e-2 of the update's
+size: comparing weights after many steps rejects correct options, because RMSprop-like updates amplify
+rounding), and timed on the following batches. The fastest correct one (the reference unless a candidate is
+at least 5% faster) is kept for the rest of the fit. Decisions are cached per model signature, batch shape
+and device, in memory and in `$FNCOMPILER_CACHE_DIR/autotune.json` (default `~/.cache/fncompiler`), so later
+fits start with the decided strategy.
 """
 import hashlib
 import json
@@ -30,9 +37,28 @@ def cache_path():
     return os.path.join(root, "autotune.json")
 
 
-def signature(model, batch):
-    """A key for the decision: the model's IR text, the batch shapes and the device kind."""
-    text = ir.dump(model.graph) + repr([(tuple(a.shape), str(a.dtype)) for a in batch if a is not None])
+def _structure(graph):
+    """The IR's structure without its names: each node's op, config (minus `name`), arguments, inputs (by
+    position) and output specs, in topological order. Two models built alike get the same text."""
+    order = ir.topo_order(graph)
+    position = {nid: i for i, nid in enumerate(order)}
+    lines = []
+    for nid in order:
+        data = graph.nodes[nid]
+        config = {k: v for k, v in (data.get("config") or {}).items() if k != "name"}
+        inputs = [(position[src], i) for src, i in ir.input_edges(graph, nid)] if data["kind"] != "input" else []
+        lines.append(json.dumps([data["op"], config, repr(data.get("arguments")), inputs,
+                                 [repr(s) for s in data["output_specs"]]], sort_keys=True, default=repr))
+    lines.append(repr([(position[n], i) for n, i in graph.graph["outputs"]]))
+    return "\n".join(lines)
+
+
+def signature(model, batch, compile_config=None):
+    """A key for the decision: the model's structure (not its names), the compile arguments, the batch shapes
+    and the device kind."""
+    text = _structure(model.graph) + repr([(tuple(a.shape), str(a.dtype)) for a in batch if a is not None])
+    if compile_config is not None:
+        text += json.dumps(compile_config.get_config(), sort_keys=True, default=repr)
     device = jax.devices()[0]
     return hashlib.sha256(f"{text}|{device.platform}|{device.device_kind}".encode()).hexdigest()[:24]
 
@@ -70,11 +96,14 @@ def lookup(key):
     return decision
 
 
-def candidates(model, platform, steps_available):
+def candidates(model, platform, steps_available, allow_scan=True):
+    """The strategies to try, the reference (per-step jit) first. `steps_available`: batches per epoch (None if
+    unknown, e.g. a generator without steps_per_epoch)."""
     out = [{"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {}}]
-    if steps_available >= 2 * SCAN_STEPS:
-        out.append({"name": f"scan x{SCAN_STEPS}", "steps_per_execution": SCAN_STEPS, "compiler_options": {}})
     has_conv = any(ir.count_ops(model.graph).get(op) for op in CONV_OPS)
+    enough = steps_available is None or steps_available >= 2 * SCAN_STEPS
+    if allow_scan and enough and not (platform == "cpu" and has_conv):
+        out.append({"name": f"scan x{SCAN_STEPS}", "steps_per_execution": SCAN_STEPS, "compiler_options": {}})
     if platform == "cpu" and has_conv:
         out.append({"name": "per-step jit + ynn off", "steps_per_execution": 1, "compiler_options": CPU_CONV_OPTIONS})
     return out
@@ -84,52 +113,212 @@ def _copy(tree):
     return jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), tree)
 
 
-def measure(trainer, candidate, state, batches, repeats=4):
-    """(seconds per batch, final trainable weights) of running `batches` with the candidate from `state`."""
-    from .compiled import compile_model
-    cm = compile_model(trainer.model, compile_config=trainer.cfg, compiler_options=candidate["compiler_options"])
-    n = candidate["steps_per_execution"]
-    results = None
-    best = float("inf")
-    for rep in range(repeats + 1):                      # the first run compiles
-        st = _copy(state)
-        start = time.perf_counter()
-        if n == 1:
-            step = cm.step("train")
-            for bx, by, bsw in batches:
-                st = step(st, bx, by, bsw)
-        else:
-            step = cm.step("train_multi")
-            for g in range(0, len(batches) - n + 1, n):
-                group = batches[g:g + n]
-                xs = [jnp.stack([b[0][k] for b in group]) for k in range(len(group[0][0]))]
-                ys = [None if group[0][1][k] is None else jnp.stack([b[1][k] for b in group])
-                      for k in range(len(group[0][1]))]
-                st = step(st, xs, ys, None)
-        jax.block_until_ready(st)
-        if rep:
-            best = min(best, (time.perf_counter() - start) / len(batches))
-        results = st[0]
-    return best, results, cm
+def update_mismatch(before, reference, candidate):
+    """||candidate update - reference update|| / ||reference update|| over all trainable weights (0 when both
+    left the weights unchanged)."""
+    diff = ref = 0.0
+    for b, r, c in zip(before, reference, candidate):
+        b, r, c = (np.asarray(a, np.float64) for a in (b, r, c))
+        if not np.all(np.isfinite(c)):
+            return float("inf")
+        diff += float(np.sum((c - r) ** 2))
+        ref += float(np.sum((r - b) ** 2))
+    if ref == 0.0:
+        return 0.0 if diff == 0.0 else float("inf")
+    return float(np.sqrt(diff / ref))
 
 
-def choose(trainer, state, batches, tolerance=1e-4):
-    """Time each candidate on the same batches from the same state; return the fastest that agrees."""
-    platform = jax.devices()[0].platform
-    report, reference, best = [], None, None
-    for cand in candidates(trainer.model, platform, len(batches)):
-        try:
-            seconds, weights, cm = measure(trainer, cand, state, batches)
-        except Exception as exc:                         # an option this XLA lacks: skip the candidate
-            report.append({**cand, "error": f"{type(exc).__name__}: {exc}"[:200]})
-            continue
-        if reference is None:
-            reference = weights
-            agrees = True
-        else:
-            agrees = all(np.allclose(np.asarray(a), np.asarray(b), rtol=tolerance, atol=tolerance)
-                         for a, b in zip(reference, weights))
-        report.append({**cand, "seconds_per_batch": seconds, "agrees": agrees})
-        if agrees and (best is None or seconds < best[0]):
-            best = (seconds, cand, cm)
-    return best[1], best[2], report
+class OnlineTuner:
+    """Chooses the execution strategy while `fit` trains (see the module docstring). The fit loop asks
+    `steps_per_execution()` before forming each execution and hands every execution to `run`, which trains
+    on it (with the strategy under trial) and returns the new state."""
+
+    MIN_TIMED_BATCHES = 4        # and at least MIN_TIMED_SECONDS of them, unless `max_timed` are reached
+    MIN_TIMED_SECONDS = 0.1
+    MAX_TIMED_BATCHES = 256
+    MARGIN = 0.95                # a candidate must take < 95% of the reference's time per batch
+    TOLERANCE = 1e-2             # largest accepted update mismatch (see update_mismatch)
+
+    def __init__(self, trainer, steps_available, allow_scan=True):
+        self.trainer = trainer
+        self.reference = trainer.compiled
+        self.allow_scan = allow_scan
+        platform = jax.devices()[0].platform
+        self.trials = candidates(trainer.model, platform, steps_available, allow_scan)
+        # Each trial times at most about a quarter of an epoch's batches (when the epoch length is known), so
+        # tuning ends within the first epoch or two.
+        self.max_timed = self.MAX_TIMED_BATCHES
+        if steps_available:
+            self.max_timed = max(self.MIN_TIMED_BATCHES,
+                                 min(self.MAX_TIMED_BATCHES, steps_available // (2 * len(self.trials))))
+        self.index = 0
+        self.phase = "start"     # start -> (check) -> timing -> next trial ... -> decided
+        self.decision = None
+        self.report = []
+        self.key = None
+        self._compiled = {}
+        self._timed = 0
+        self._banked = 0.0
+        self._t0 = None
+        self._entry = None       # the trial being timed, after its check
+        self._rows = None        # the batch size of full batches
+
+    # -- what the loop asks ------------------------------------------------------------------------
+    @property
+    def done(self):
+        return self.decision is not None
+
+    def steps_per_execution(self):
+        if self.decision is not None:
+            return int(self.decision["steps_per_execution"])
+        if self.phase == "start" and self.index == 0:
+            return 1
+        return int(self.trials[self.index]["steps_per_execution"])
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _cm(self, trial):
+        if not trial["compiler_options"]:
+            return self.reference
+        name = trial["name"]
+        if name not in self._compiled:
+            from .compiled import compile_model
+            t = self.trainer
+            self._compiled[name] = compile_model(t.model, compile_config=t.cfg,
+                                                 compiler_options=trial["compiler_options"])
+        return self._compiled[name]
+
+    @staticmethod
+    def _execute(cm, state, bx, by, bsw):
+        from .trainer import _Group
+        from . import placement
+        if isinstance(bx, _Group):
+            return cm.step("train_multi")(state, bx.xs, bx.ys, bx.sws)
+        return cm.step("train")(state, placement.place_batch(bx), placement.place_batch(by),
+                                None if bsw is None else placement.place_batch([bsw])[0])
+
+    def _reference_execute(self, state, bx, by, bsw):
+        """The reference strategy (one step per batch) on an execution, also on a stacked group."""
+        from .trainer import _Group
+        if not isinstance(bx, _Group):
+            return self._execute(self.reference, state, bx, by, bsw)
+        step = self.reference.step("train")
+        for j in range(bx.xs[0].shape[0]):
+            state = step(state, [a[j] for a in bx.xs], [None if a is None else a[j] for a in bx.ys],
+                         None if bx.sws is None else bx.sws[j])
+        return state
+
+    @staticmethod
+    def _batches_in(bx):
+        from .trainer import _Group
+        return int(bx.xs[0].shape[0]) if isinstance(bx, _Group) else 1
+
+    def _finish_trial(self, state, entry):
+        self.report.append(entry)
+        self.index += 1
+        self.phase = "check"
+        if self.index >= len(self.trials):
+            self._decide()
+        return state
+
+    def _decide(self):
+        timed = [r for r in self.report if r.get("agrees") and r.get("seconds_per_batch") is not None]
+        best = timed[0] if timed and timed[0]["name"] == self.trials[0]["name"] else None
+        for r in timed:
+            if best is None or r["seconds_per_batch"] < self.MARGIN * best["seconds_per_batch"]:
+                best = r
+        chosen = best or {**self.trials[0]}
+        self.decision = {"name": chosen["name"], "steps_per_execution": chosen["steps_per_execution"],
+                         "compiler_options": chosen["compiler_options"], "report": self.report}
+        if self.key is not None:
+            _store(self.key, self.decision)
+        self._apply()
+
+    def _apply(self):
+        trial = next((t for t in self.trials if t["name"] == self.decision["name"]), None)
+        if trial is None:
+            trial = {"name": self.decision["name"], "compiler_options": self.decision["compiler_options"]}
+        self.trainer.compiled = self._cm(trial)
+        self.trainer.autotune_decision = self.decision
+
+    def _enough(self, elapsed):
+        """Enough timed batches: `max_timed`, or MIN_TIMED_BATCHES over MIN_TIMED_SECONDS, or (slow steps, e.g.
+        convolutions on CPU) two batches over 4x MIN_TIMED_SECONDS."""
+        return (self._timed >= self.max_timed
+                or (self._timed >= self.MIN_TIMED_BATCHES and elapsed >= self.MIN_TIMED_SECONDS)
+                or (self._timed >= 2 and elapsed >= 4 * self.MIN_TIMED_SECONDS))
+
+    def _start_timing(self):
+        self.phase = "timing"
+        self._t0, self._banked, self._timed = None, 0.0, 0
+
+    def _pause(self, state):
+        """Stop the clock (after `state` is computed) until the next timed execution."""
+        if self._t0 is not None:
+            jax.block_until_ready(state)
+            self._banked += time.perf_counter() - self._t0
+            self._t0 = None
+
+    def epoch_end(self, state):
+        """Validation and callbacks run between epochs: a measurement in progress pauses across them."""
+        if self.decision is None and self.phase == "timing":
+            self._pause(state)
+
+    # -- the loop's entry point --------------------------------------------------------------------
+    def run(self, state, bx, by, bsw):
+        from .trainer import _Group
+        if self.decision is not None:
+            return self._execute(self.trainer.compiled, state, bx, by, bsw)
+        if self.phase == "start":                    # the very first execution: fit's normal first step
+            arrays = [a for a in list(bx) + list(by) if a is not None]
+            self.key = signature(self.trainer.model, arrays, self.trainer.cfg) + ("" if self.allow_scan else "-per-step-only")
+            cached = lookup(self.key)
+            self._rows = int(arrays[0].shape[0]) if arrays else None
+            state = self._execute(self.reference, state, bx, by, bsw)
+            if cached is not None:
+                self.decision = cached
+                self._apply()
+                return state
+            if len(self.trials) == 1:                # nothing to choose between
+                self._decide()
+                return state
+            self._start_timing()
+            return state
+        trial = self.trials[self.index]
+        grouped = isinstance(bx, _Group)
+        odd = not grouped and bx and int(bx[0].shape[0]) != self._rows       # e.g. the last, partial batch
+        if odd or grouped != (trial["steps_per_execution"] > 1):  # or a leftover single batch in a scan trial
+            self._pause(state)                                # not timed
+            return self._reference_execute(state, bx, by, bsw)
+        if self.phase == "check":
+            entry = dict(trial)
+            try:
+                cm = self._cm(trial)
+                before = _copy(state)
+                candidate = self._execute(cm, _copy(state), bx, by, bsw)
+            except Exception as exc:                 # an option this XLA lacks: skip the candidate
+                entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
+                return self._finish_trial(self._reference_execute(state, bx, by, bsw), entry)
+            state = self._reference_execute(state, bx, by, bsw)
+            mismatch = update_mismatch(before[0], state[0], candidate[0])
+            entry["update_mismatch"] = mismatch
+            if not mismatch <= self.TOLERANCE:
+                entry["agrees"] = False
+                return self._finish_trial(state, entry)
+            self._entry = entry
+            self._start_timing()
+            return state
+        # timing: train with the trial's strategy through fit's own loop
+        if self._t0 is None:
+            jax.block_until_ready(state)
+            self._t0 = time.perf_counter()
+        state = self._execute(self._cm(trial), state, bx, by, bsw)
+        self._timed += self._batches_in(bx)
+        if self._timed >= 2 and self._enough(self._banked + time.perf_counter() - self._t0):
+            jax.block_until_ready(state)
+            elapsed = self._banked + time.perf_counter() - self._t0
+            if self._enough(elapsed):
+                entry = self._entry if self._entry is not None else dict(trial)
+                entry.update(agrees=True, seconds_per_batch=elapsed / self._timed, timed_batches=self._timed)
+                self._entry = None
+                return self._finish_trial(state, entry)
+        return state

@@ -1,4 +1,6 @@
 """Data adapters: user data (arrays, lists, dicts, generators) -> flat lists of host arrays and batches."""
+import functools
+
 import numpy as np
 
 from fncompiler import dtypes
@@ -31,6 +33,16 @@ def to_host(x, name):
     return arr
 
 
+@functools.lru_cache(maxsize=None)
+def _kind(dtype_name):
+    """("float" | "int" | "other", the NumPy dtype to convert to or None) for an input spec's dtype."""
+    if dtypes.is_float(dtype_name):
+        return "float", (None if dtype_name == "bfloat16" else np.dtype(dtype_name))
+    if dtypes.is_int(dtype_name):
+        return "int", np.dtype(dtype_name)
+    return "other", None
+
+
 def flatten_x(model, x):
     """User inputs -> list of host arrays in the model's flat input order, shape-checked."""
     flat = model.flatten_inputs(x)
@@ -44,17 +56,19 @@ def flatten_x(model, x):
             raise ValueError(f'Input {i} ("{names[i]}") of model "{model.name}" has the wrong shape: expected '
                              f"{spec.shape} (batch first), received {shape}. Reshape the data, e.g. "
                              f"x.reshape(-1, {', '.join(str(d) for d in spec.shape[1:])}).")
-        if dtypes.is_float(spec.dtype) and not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
+        kind, target = _kind(str(spec.dtype))
+        if target is not None and arr.dtype == target:      # the common case: nothing to check or convert
+            out.append(arr)
+            continue
+        if kind == "float" and arr.dtype.kind not in "biufc":
             raise TypeError(f'Input {i} ("{names[i]}") of model "{model.name}" expects {spec.dtype} data, '
                             f"received dtype {arr.dtype}.")
-        if dtypes.is_int(spec.dtype) and np.issubdtype(arr.dtype, np.floating):
+        if kind == "int" and arr.dtype.kind == "f":
             if not np.all(np.equal(np.mod(arr, 1), 0)):
                 raise TypeError(f'Input {i} ("{names[i]}") of model "{model.name}" expects integer ids '
                                 f"({spec.dtype}); received non-integral floats.")
-        if dtypes.is_float(spec.dtype) and arr.dtype != np.dtype(spec.dtype) and spec.dtype != "bfloat16":
-            arr = arr.astype(spec.dtype)
-        elif dtypes.is_int(spec.dtype) and arr.dtype != np.dtype(spec.dtype):
-            arr = arr.astype(spec.dtype)
+        if target is not None and arr.dtype != target:
+            arr = arr.astype(target)
         out.append(arr)
     return out
 

@@ -8,7 +8,6 @@ data: jit compiles one SPMD program for the input shardings it receives (XLA add
     to_host(array)                             a step output -> NumPy (this process's rows in a multi-process run)
 """
 import jax
-import jax.numpy as jnp
 
 
 def current():
@@ -22,12 +21,15 @@ def current():
 
 
 def place_batch(arrays, batch_axis=0):
-    """Host arrays of one batch (a list, None for absent targets) -> device arrays. Under a distribution they are
-    split over its data axis along `batch_axis` (0; 1 for N batches stacked as (N, batch, ...) for one lax.scan
-    execution)."""
+    """Host arrays of one batch (a list, None for absent targets) -> what the jitted step takes. Without a
+    distribution the NumPy arrays are returned as they are: jit's C++ dispatch copies them to the device within the
+    call (measured: a jitted call on a 64x784 NumPy batch 29 us, with a separate `jnp.asarray` first 48 us; that
+    difference was the MLP fit's whole gap to a hand-written loop). Under a
+    distribution they are split over its data axis along `batch_axis` (0; 1 for N batches stacked as
+    (N, batch, ...) for one lax.scan execution)."""
     dist = current()
     if dist is None:
-        return [None if a is None else jnp.asarray(a) for a in arrays]
+        return list(arrays)
     if batch_axis:
         return [None if a is None else dist.place_batch(a, batch_axis=batch_axis) for a in arrays]
     return [None if a is None else dist.place_batch(a) for a in arrays]

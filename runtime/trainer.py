@@ -172,12 +172,13 @@ class Trainer:
         self.model.stop_training = False
         state = self._start_state()
         spe = self.cfg.steps_per_execution
+        tuner = None
         if spe == "auto":
-            spe = 1 if generator else self._autotune(state, xs, ys, sw, batch_size, n)
-        if batch_hooks:
+            from .autotune import OnlineTuner
+            tuner = OnlineTuner(self, steps, allow_scan=not batch_hooks)
+            spe = tuner.steps_per_execution
+        elif batch_hooks:
             spe = 1      # per-batch callbacks see the state after every batch
-        train_step = self.compiled.step("train")
-        multi_step = self.compiled.step("train_multi") if spe > 1 else None
         cbs.on_train_begin()
         epoch_logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -198,11 +199,13 @@ class Trainer:
                     batches = self._cycle(batches, steps, n, batch_size, xs, ys, sw, shuffle)
             for i, bx, by, bsw in self._executions(batches, spe, batch_size):
                 cbs.on_train_batch_begin(i)
-                if isinstance(bx, _Group):
-                    state = multi_step(state, bx.xs, bx.ys, bx.sws)
+                if tuner is not None:
+                    state = tuner.run(state, bx, by, bsw)
+                elif isinstance(bx, _Group):
+                    state = self.compiled.step("train_multi")(state, bx.xs, bx.ys, bx.sws)
                 else:
-                    state = train_step(state, self._device(bx), self._device(by),
-                                       None if bsw is None else placement.place_batch([bsw])[0])
+                    state = self.compiled.step("train")(state, self._device(bx), self._device(by),
+                                                        None if bsw is None else placement.place_batch([bsw])[0])
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
                     logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
@@ -210,6 +213,8 @@ class Trainer:
                     bar.update(done, _ordered(logs))
                 if self.model.stop_training:
                     break
+            if tuner is not None:
+                tuner.epoch_end(state)
             epoch_logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_arrays(state[0], state[1], *validation,
@@ -238,12 +243,21 @@ class Trainer:
 
     def _executions(self, batches, spe, batch_size):
         """Yield (last batch index, x, y, sw) per execution: single batches, or a _Group of `spe` full batches
-        stacked on device (one lax.scan call), falling back to single steps for the remainder."""
-        if spe <= 1:
+        stacked (one lax.scan call), falling back to single steps for the remainder. `spe` may be a function,
+        asked before each batch is taken (the autotuner changes the strategy between executions)."""
+        spe_of = spe if callable(spe) else None
+        if spe_of is None and spe <= 1:
             yield from batches
             return
         pending = []
         for item in batches:
+            if spe_of is not None:
+                spe = spe_of()
+                if spe <= 1:
+                    yield from pending
+                    pending = []
+                    yield item
+                    continue
             full = item[1] and item[1][0].shape[0] == batch_size and item[3] is None
             if not full:
                 yield from pending
@@ -259,30 +273,6 @@ class Trainer:
                 yield pending[-1][0], _Group(xs, ys, None), None, None
                 pending = []
         yield from pending
-
-    def _autotune(self, state, xs, ys, sw, batch_size, n):
-        """Pick the execution strategy (and XLA options) by measuring; see runtime/autotune.py."""
-        from . import autotune
-        count = min(n // batch_size, 2 * autotune.SCAN_STEPS)
-        if count < 2:
-            return 1
-        batches = [(self._device(data_lib.take(xs, slice(i * batch_size, (i + 1) * batch_size))),
-                    self._device(data_lib.take(ys, slice(i * batch_size, (i + 1) * batch_size))), None)
-                   for i in range(count)]
-        key = autotune.signature(self.model, batches[0][0] + batches[0][1])
-        decision = autotune.lookup(key)
-        if decision is None:
-            chosen, compiled, report = autotune.choose(self, state, batches)
-            decision = {"name": chosen["name"], "steps_per_execution": chosen["steps_per_execution"],
-                        "compiler_options": chosen["compiler_options"], "report": report}
-            autotune._store(key, decision)
-            if decision["compiler_options"]:
-                self.compiled = compiled
-        elif decision["compiler_options"]:
-            self.compiled = compile_model(self.model, compile_config=self.cfg,
-                                          compiler_options=decision["compiler_options"])
-        self.autotune_decision = decision
-        return int(decision["steps_per_execution"])
 
     def _cycle(self, batches, steps, n, batch_size, xs, ys, sw, shuffle):
         count = 0
@@ -382,7 +372,10 @@ class Trainer:
         cbs.on_predict_end()
         if not outs:
             raise ValueError("predict() received no data.")
-        flat = [np.concatenate([placement.to_host(o[k]) for o in outs], axis=0) for k in range(len(outs[0]))]
+        if len(outs) == 1:
+            flat = [placement.to_host(o) for o in outs[0]]
+        else:
+            flat = [np.concatenate([placement.to_host(o[k]) for o in outs], axis=0) for k in range(len(outs[0]))]
         return low.pack_outputs(flat)
 
     # -- single batches ----------------------------------------------------------------------------

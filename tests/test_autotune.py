@@ -1,0 +1,131 @@
+"""The online autotuner (`compile(steps_per_execution="auto")`, runtime/autotune.py): it trains on fit's own
+batches, checks every candidate against the reference on the same batch from the same state, keeps the
+fastest correct one, and caches the decision."""
+import json
+
+import numpy as np
+import pytest
+
+import fncompiler as keras
+from fncompiler import layers
+from fncompiler.runtime import autotune
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FNCOMPILER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(autotune, "_MEMORY", {})
+    return tmp_path
+
+
+def _data(n=1024, features=20):
+    rng = np.random.default_rng(0)
+    return rng.random((n, features), dtype=np.float32), rng.integers(0, 3, n)
+
+
+def _mlp(spe="auto", optimizer="rmsprop"):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(20,))
+    h = layers.Dense(16, activation="relu")(inputs)
+    model = keras.Model(inputs, layers.Dense(3)(h))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer=optimizer,
+                  metrics=["accuracy"], steps_per_execution=spe)
+    return model
+
+
+def test_update_mismatch_is_relative_to_the_update():
+    before = [np.zeros(4)]
+    ref = [np.array([1.0, -1.0, 1.0, -1.0])]
+    assert autotune.update_mismatch(before, ref, ref) == 0.0
+    assert autotune.update_mismatch(before, ref, [ref[0] * 1.001]) == pytest.approx(1e-3)
+    assert autotune.update_mismatch(before, ref, [-ref[0]]) == pytest.approx(2.0)
+    assert autotune.update_mismatch(before, ref, [np.array([np.nan, 0, 0, 0])]) == float("inf")
+    assert autotune.update_mismatch(before, before, before) == 0.0
+
+
+def test_auto_trains_like_per_step_and_records_its_measurements(fresh_cache):
+    x, y = _data()
+    reference = _mlp(spe=1)
+    h1 = reference.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    model = _mlp()
+    h2 = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    # Tuning trains on the real batches: the same weights and losses as plain per-step training.
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert h2.history["loss"] == pytest.approx(h1.history["loss"], rel=1e-5)
+    decision = model._trainer.autotune_decision
+    names = [r["name"] for r in decision["report"]]
+    assert names == ["per-step jit", "scan x16"]            # a dense model on CPU: no conv option
+    assert all(r["agrees"] and r["seconds_per_batch"] > 0 for r in decision["report"])
+    assert decision["report"][1]["update_mismatch"] < 1e-3
+    stored = json.load(open(fresh_cache / "autotune.json"))
+    assert list(stored.values())[0]["name"] == decision["name"]
+
+
+def test_first_step_is_the_reference_and_a_cached_decision_skips_tuning(fresh_cache, monkeypatch):
+    x, y = _data()
+    first = _mlp()
+    first.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert first._trainer.autotune_decision is not None
+    # A second model of the same signature: the decision is looked up; no candidate is checked or timed.
+    calls = []
+    monkeypatch.setattr(autotune, "update_mismatch", lambda *a: calls.append(a) or 0.0)
+    second = _mlp()
+    second.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert calls == []
+    assert second._trainer.autotune_decision["name"] == first._trainer.autotune_decision["name"]
+    counts = second._trainer.compiled.trace_counts
+    if second._trainer.autotune_decision["steps_per_execution"] > 1:
+        # the first batch runs per step (one program), then the scan (one program, whose body traces the
+        # step once more: trace_counts["train"] counts that trace too)
+        assert counts["train_multi"] == 1 and counts["train"] == 2
+    else:
+        assert counts["train"] == 1
+
+
+def test_a_candidate_that_computes_something_else_is_rejected(monkeypatch):
+    """A candidate whose update differs from the reference's (here: another optimizer setting behind the same
+    state layout) must never be chosen, however fast."""
+    x, y = _data()
+    model = _mlp()
+    wrong = _mlp(spe=1, optimizer=keras.optimizers.RMSprop(rho=0.5))
+    bogus = {"name": "bogus", "steps_per_execution": 1, "compiler_options": {"bogus": True}}
+    monkeypatch.setattr(autotune, "candidates",
+                        lambda *a, **k: [{"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {}},
+                                         bogus])
+    real_cm = autotune.OnlineTuner._cm
+
+    def cm(self, trial):
+        if trial["name"] == "bogus":
+            from fncompiler.runtime.compiled import compile_model
+            return self._compiled.setdefault("bogus", compile_model(model, compile_config=wrong._compile_config))
+        return real_cm(self, trial)
+    monkeypatch.setattr(autotune.OnlineTuner, "_cm", cm)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    decision = model._trainer.autotune_decision
+    assert decision["name"] == "per-step jit"
+    bogus_entry = decision["report"][1]
+    assert bogus_entry["agrees"] is False and bogus_entry["update_mismatch"] > 1e-2
+
+
+def test_conv_models_on_cpu_try_the_conv_option_not_the_scan():
+    inputs = keras.Input(shape=(8, 8, 1))
+    h = layers.Conv2D(4, 3)(inputs)
+    model = keras.Model(inputs, layers.Dense(2)(layers.Flatten()(h)))
+    names = [c["name"] for c in autotune.candidates(model, "cpu", 1000)]
+    assert names == ["per-step jit", "per-step jit + ynn off"]
+    assert [c["name"] for c in autotune.candidates(model, "gpu", 1000)] == ["per-step jit", "scan x16"]
+    assert [c["name"] for c in autotune.candidates(_mlp(), "cpu", 10)] == ["per-step jit"]   # too few batches
+
+
+def test_per_batch_callbacks_keep_one_step_per_batch():
+    x, y = _data(256)
+    seen = []
+
+    class Every(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(batch)
+    model = _mlp()
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[Every()])
+    assert seen == list(range(16))
+    assert "train_multi" not in model._trainer.compiled.trace_counts
