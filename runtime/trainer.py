@@ -65,13 +65,38 @@ class Trainer:
         low = self.compiled.lowered("train")
         return low.trainable, low.non_trainable
 
+    def _logs(self, metric_states):
+        """{log name: float} of metric states: one jitted program (compiled once) and one transfer, not an
+        eagerly dispatched (and compiled) primitive per division and comparison."""
+        fn = self.__dict__.get("_results_fn")
+        if fn is None:
+            cfg = self.cfg
+            fn = self._results_fn = jax.jit(lambda states: steps_lib.metric_results(cfg, states))
+        return {k: float(v) for k, v in jax.device_get(fn(metric_states)).items()}
+
+    def _initial_state(self, tvars, ntvars):
+        """Copies of the weights, the optimizer state, the metric accumulators and the RNG key, built by one
+        jitted program (compiled once per weight signature) instead of a compiled primitive per array."""
+        fn = self.__dict__.get("_init_fn")
+        if fn is None:
+            cfg = self.cfg
+
+            def init(trainable, non_trainable, seed):
+                copy = lambda xs: [jnp.array(x, copy=True) for x in xs]      # fresh buffers: the state is donated
+                return steps_lib.initial_train_state(copy(trainable), copy(non_trainable), cfg, seed)
+            fn = self._init_fn = jax.jit(init)
+        return fn([v.value for v in tvars], [v.value for v in ntvars], np.int32(self.rng_seed % (2 ** 31)))
+
     def _start_state(self):
         tvars, ntvars = self._variables()
-        trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in tvars], tvars)
-        non_trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in ntvars], ntvars)
         if self.rng_seed is None:
             self.rng_seed = random_utils.next_seed()
-        state = steps_lib.initial_train_state(trainable, non_trainable, self.cfg, self.rng_seed)
+        if placement.current() is None:
+            state = self._initial_state(tvars, ntvars)
+        else:
+            trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in tvars], tvars)
+            non_trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in ntvars], ntvars)
+            state = steps_lib.initial_train_state(trainable, non_trainable, self.cfg, self.rng_seed)
         if self.opt_state is not None:
             state = (state[0], state[1], self.opt_state, state[3], state[4])
         if self.rng_state is not None:
@@ -208,14 +233,14 @@ class Trainer:
                                                         None if bsw is None else placement.place_batch([bsw])[0])
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
-                    logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
+                    logs = self._logs(state[3])
                     cbs.on_train_batch_end(i, logs)
                     bar.update(done, _ordered(logs))
                 if self.model.stop_training:
                     break
             if tuner is not None:
                 tuner.epoch_end(state)
-            epoch_logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
+            epoch_logs = self._logs(state[3])
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_arrays(state[0], state[1], *validation,
                                                  validation_batch_size or batch_size, verbose=0)
@@ -309,10 +334,10 @@ class Trainer:
                                self._device(data_lib.take(ys, idx)), None if sw is None else placement.place_batch([sw[idx]])[0])
             done = i + 1
             if callbacks is not None and callbacks.batch_hooks_used:
-                callbacks.on_test_batch_end(i, _floats(steps_lib.metric_results(self.cfg, states)))
+                callbacks.on_test_batch_end(i, self._logs(states))
             elif bar.wants_update(done):
-                bar.update(done, _ordered(_floats(steps_lib.metric_results(self.cfg, states))))
-        logs = _floats(steps_lib.metric_results(self.cfg, states))
+                bar.update(done, _ordered(self._logs(states)))
+        logs = self._logs(states)
         bar.update(done, _ordered(logs), finalize=True)
         return logs
 
@@ -331,7 +356,7 @@ class Trainer:
             for i, bx, by, bsw in self._generator_batches(x, steps):
                 states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
                                    None if bsw is None else placement.place_batch([bsw])[0])
-            logs = _floats(steps_lib.metric_results(self.cfg, states))
+            logs = self._logs(states)
         else:
             xs, ys, sw, n = self._prepare(x, y, sample_weight)
             logs = self._evaluate_arrays(tv, ntv, xs, ys, sw, batch_size or 32, verbose=verbose, callbacks=cbs)
@@ -391,7 +416,7 @@ class Trainer:
         state = self._sync_lr(self._start_state())
         state = self.compiled.step("train")(state, self._device(xs), self._device(ys),
                                             None if sw is None else placement.place_batch([sw])[0])
-        logs = _floats(steps_lib.metric_results(self.cfg, state[3]))
+        logs = self._logs(state[3])
         self._write_back(state)
         return self._batch_logs(logs, return_dict)
 
