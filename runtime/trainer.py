@@ -13,6 +13,7 @@ import numpy as np
 
 from fncompiler import callbacks as callbacks_lib
 from fncompiler.utils import random as random_utils
+from . import buckets
 from . import data as data_lib
 from . import placement
 from . import steps as steps_lib
@@ -376,12 +377,21 @@ class Trainer:
         cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model)
         cbs.on_predict_begin()
         outs = []
+        bucketed = self._bucketed(low)
+        cap = batch_size or 32
+
+        def run(arrays):
+            n = data_lib.num_samples(arrays)
+            size = buckets.bucket_size(n, cap) if bucketed and n else n
+            out = step(tv, ntv, self._device(buckets.pad_rows(arrays, size) if size != n else arrays))
+            return out if size == n else (out, n)
+
         if data_lib.is_generator_like(x):
             for i, item in enumerate(x):
                 if steps is not None and i >= steps:
                     break
                 bx, _, _ = data_lib.unpack_batch(item)
-                outs.append(step(tv, ntv, self._device(data_lib.flatten_x(self.model, bx))))
+                outs.append(run(data_lib.flatten_x(self.model, bx)))
         else:
             xs = data_lib.flatten_x(self.model, x)
             n = data_lib.num_samples(xs)
@@ -389,7 +399,7 @@ class Trainer:
             nsteps = math.ceil(n / batch_size)
             bar = Progbar(nsteps, verbose=verbose if n > batch_size else 0)
             for i, idx in self._batches(n, batch_size, None):
-                outs.append(step(tv, ntv, self._device(data_lib.take(xs, idx))))
+                outs.append(run(data_lib.take(xs, idx)))
                 cbs.on_predict_batch_end(i, {})
                 if bar.wants_update(i + 1):
                     bar.update(i + 1)
@@ -397,11 +407,23 @@ class Trainer:
         cbs.on_predict_end()
         if not outs:
             raise ValueError("predict() received no data.")
-        if len(outs) == 1:
-            flat = [placement.to_host(o) for o in outs[0]]
+        hosts = [[placement.to_host(a) for a in o] if not isinstance(o, tuple)
+                 else [placement.to_host(a)[:o[1]] for a in o[0]] for o in outs]
+        if len(hosts) == 1:
+            flat = hosts[0]
         else:
-            flat = [np.concatenate([placement.to_host(o[k]) for o in outs], axis=0) for k in range(len(outs[0]))]
+            flat = [np.concatenate([h[k] for h in hosts], axis=0) for k in range(len(hosts[0]))]
         return low.pack_outputs(flat)
+
+    def _bucketed(self, low):
+        """Whether predict pads odd batch sizes to buckets (see runtime/buckets.py): compiled steps, no
+        distribution, and a graph whose outputs are computed per sample."""
+        if self.compiled.mode != "jit" or placement.current() is not None:
+            return False
+        flag = self.__dict__.get("_bucket_flag")
+        if flag is None or flag[0] is not low:
+            flag = self._bucket_flag = (low, buckets.per_sample(low.graph))
+        return flag[1]
 
     # -- single batches ----------------------------------------------------------------------------
     def _batch_logs(self, logs, return_dict):
