@@ -138,9 +138,13 @@ class OnlineTuner:
     MAX_TIMED_BATCHES = 256
     MARGIN = 0.95                # a candidate must take < 95% of the reference's time per batch
     TOLERANCE = 1e-2             # largest accepted update mismatch (see update_mismatch)
+    PAYOFF = 1.0                 # tune when the rest of the fit takes >= PAYOFF x the candidates' compile time
 
-    def __init__(self, trainer, steps_available, allow_scan=True):
+    def __init__(self, trainer, steps_available, allow_scan=True, total_batches=None):
         self.trainer = trainer
+        self.total_batches = total_batches     # batches this fit will train on (None: unknown, e.g. a generator)
+        self._executed = 0
+        self._first_step_s = None
         self.reference = trainer.compiled
         self.allow_scan = allow_scan
         platform = jax.devices()[0].platform
@@ -220,7 +224,7 @@ class OnlineTuner:
             self._decide()
         return state
 
-    def _decide(self):
+    def _decide(self, store=True):
         timed = [r for r in self.report if r.get("agrees") and r.get("seconds_per_batch") is not None]
         best = timed[0] if timed and timed[0]["name"] == self.trials[0]["name"] else None
         for r in timed:
@@ -229,7 +233,7 @@ class OnlineTuner:
         chosen = best or {**self.trials[0]}
         self.decision = {"name": chosen["name"], "steps_per_execution": chosen["steps_per_execution"],
                          "compiler_options": chosen["compiler_options"], "report": self.report}
-        if self.key is not None:
+        if self.key is not None and store:     # only real measurements are remembered
             _store(self.key, self.decision)
         self._apply()
 
@@ -265,6 +269,18 @@ class OnlineTuner:
 
     # -- the loop's entry point --------------------------------------------------------------------
     def run(self, state, bx, by, bsw):
+        self._executed += self._batches_in(bx)
+        return self._run(state, bx, by, bsw)
+
+    def _worth_tuning(self, seconds_per_batch):
+        """Tuning costs about one more compilation per candidate (the first step's time is the measure of one):
+        it is done only when the rest of this fit, at the reference's speed, takes longer than that."""
+        if self.total_batches is None:
+            return False
+        remaining = (self.total_batches - self._executed) * seconds_per_batch
+        return remaining >= self.PAYOFF * (len(self.trials) - 1) * (self._first_step_s or 0.0)
+
+    def _run(self, state, bx, by, bsw):
         from .trainer import _Group
         if self.decision is not None:
             return self._execute(self.trainer.compiled, state, bx, by, bsw)
@@ -273,14 +289,17 @@ class OnlineTuner:
             self.key = signature(self.trainer.model, arrays, self.trainer.cfg) + ("" if self.allow_scan else "-per-step-only")
             cached = lookup(self.key)
             self._rows = int(arrays[0].shape[0]) if arrays else None
+            t0 = time.perf_counter()
             state = self._execute(self.reference, state, bx, by, bsw)
             if cached is not None:
                 self.decision = cached
                 self._apply()
                 return state
-            if len(self.trials) == 1:                # nothing to choose between
-                self._decide()
+            if len(self.trials) == 1 or self.total_batches is None:    # nothing to choose, or no cost model
+                self._decide(store=False)
                 return state
+            jax.block_until_ready(state)
+            self._first_step_s = time.perf_counter() - t0
             self._start_timing()
             return state
         trial = self.trials[self.index]
@@ -320,5 +339,12 @@ class OnlineTuner:
                 entry = self._entry if self._entry is not None else dict(trial)
                 entry.update(agrees=True, seconds_per_batch=elapsed / self._timed, timed_batches=self._timed)
                 self._entry = None
+                if self.index == 0 and not self._worth_tuning(entry["seconds_per_batch"]):
+                    entry["note"] = (f"the rest of this fit ({self.total_batches - self._executed} batches) is "
+                                     f"shorter than compiling the other candidates ({self._first_step_s:.2f} s "
+                                     "each): not tuned")
+                    self.report.append(entry)
+                    self._decide(store=False)
+                    return state
                 return self._finish_trial(state, entry)
         return state

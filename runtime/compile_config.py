@@ -54,7 +54,7 @@ class CompileConfig:
 
     @classmethod
     def create(cls, model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-               run_eagerly=False, steps_per_execution=1, jit_compile="auto"):
+               run_eagerly=False, steps_per_execution="auto", jit_compile="auto"):
         opt = optimizers_lib.get(optimizer)
         # Validate names now, so a typo fails at compile() rather than at fit().
         for leaf in (loss.values() if isinstance(loss, dict) else loss if isinstance(loss, (list, tuple)) else [loss]):

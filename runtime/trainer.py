@@ -199,9 +199,12 @@ class Trainer:
         state = self._start_state()
         spe = self.cfg.steps_per_execution
         tuner = None
+        if spe == "auto" and self.compiled.mode == "eager":
+            spe = 1
         if spe == "auto":
             from .autotune import OnlineTuner
-            tuner = OnlineTuner(self, steps, allow_scan=not batch_hooks)
+            total = None if steps is None else steps * max(epochs - initial_epoch, 0)
+            tuner = OnlineTuner(self, steps, allow_scan=not batch_hooks, total_batches=total)
             spe = tuner.steps_per_execution
         elif batch_hooks:
             spe = 1      # per-batch callbacks see the state after every batch

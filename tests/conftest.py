@@ -1,6 +1,20 @@
 import numpy as np
 import pytest
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """fit's autotuner remembers decisions under $FNCOMPILER_CACHE_DIR: keep the tests' out of the home dir."""
+    import os
+    old = os.environ.get("FNCOMPILER_CACHE_DIR")
+    os.environ["FNCOMPILER_CACHE_DIR"] = str(tmp_path_factory.mktemp("fncompiler-cache"))
+    yield
+    if old is None:
+        os.environ.pop("FNCOMPILER_CACHE_DIR", None)
+    else:
+        os.environ["FNCOMPILER_CACHE_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     import fncompiler

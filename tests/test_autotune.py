@@ -15,6 +15,7 @@ from fncompiler.runtime import autotune
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FNCOMPILER_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(autotune, "_MEMORY", {})
+    monkeypatch.setattr(autotune.OnlineTuner, "PAYOFF", 0.0)     # these fits are short: tune them anyway
     return tmp_path
 
 
@@ -129,3 +130,15 @@ def test_per_batch_callbacks_keep_one_step_per_batch():
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[Every()])
     assert seen == list(range(16))
     assert "train_multi" not in model._trainer.compiled.trace_counts
+
+
+def test_a_fit_too_short_to_pay_for_tuning_is_not_tuned(fresh_cache, monkeypatch):
+    monkeypatch.setattr(autotune.OnlineTuner, "PAYOFF", 1.0)
+    x, y = _data(1024)
+    model = _mlp()          # the default is steps_per_execution="auto"
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="rmsprop")
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)   # 64 steps of ~0.1 ms: << one compile
+    decision = model._trainer.autotune_decision
+    assert decision["name"] == "per-step jit" and "not tuned" in decision["report"][0]["note"]
+    assert "train_multi" not in model._trainer.compiled.trace_counts
+    assert not (fresh_cache / "autotune.json").exists()       # nothing was measured worth remembering

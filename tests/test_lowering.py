@@ -119,7 +119,7 @@ def test_steps_per_execution_scan_matches_per_step(tmp_path, monkeypatch):
     x = np.random.default_rng(0).random((1000, 20), dtype=np.float32)
     y = np.random.default_rng(1).integers(0, 3, 1000)
     results = {}
-    for spe in (1, 4, "auto"):
+    for spe in (1, 4):              # "auto": tests/test_autotune.py
         model = _spe_model(spe)
         history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
         results[spe] = (model.get_weights(), history.history, model._trainer.compiled.trace_counts)
@@ -127,12 +127,6 @@ def test_steps_per_execution_scan_matches_per_step(tmp_path, monkeypatch):
         np.testing.assert_allclose(w1, w4, rtol=1e-5, atol=1e-6)
     assert results[4][1]["loss"] == pytest.approx(results[1][1]["loss"], rel=1e-5)
     assert results[4][2]["train_multi"] == 1          # 31 full batches: 7 groups of 4 + 3 single + the last 8
-    for w1, wa in zip(results[1][0], results["auto"][0]):
-        np.testing.assert_allclose(w1, wa, rtol=1e-5, atol=1e-6)
-    import json
-    decisions = json.load(open(tmp_path / "autotune.json"))
-    (decision,) = decisions.values()
-    assert decision["name"] in {"per-step jit", "scan x16"} and all(r.get("agrees", True) for r in decision["report"])
 
 
 def test_steps_per_execution_is_validated():

@@ -115,7 +115,7 @@ class Model(Layer):
 
     # -- training API (implemented by fncompiler.runtime.trainer) -----------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+                run_eagerly=False, steps_per_execution="auto", jit_compile="auto", auto_scale_loss=True):
         from ..runtime import trainer
         self._compile_config = trainer.CompileConfig.create(
             self, optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,

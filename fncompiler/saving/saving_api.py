@@ -109,7 +109,7 @@ def compile_kwargs_from_config(config, custom_objects):
     if not isinstance(kwargs["run_eagerly"], bool):
         raise ModelFileError("compile_config: 'run_eagerly' must be true or false.")
     spe = kwargs["steps_per_execution"]
-    if not isinstance(spe, int) or isinstance(spe, bool) or not 1 <= spe <= 2 ** 31:
+    if spe != "auto" and (not isinstance(spe, int) or isinstance(spe, bool) or not 1 <= spe <= 2 ** 31):
         raise ModelFileError(f"compile_config: invalid 'steps_per_execution' {spe!r}.")
     return kwargs
 
