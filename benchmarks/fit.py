@@ -16,10 +16,10 @@ Models (synthetic data of the guide's shapes; `--samples` / $FNCOMPILER_BENCH_SA
   autoencoder  the guide's conv autoencoder on 28x28x1, mse, batch 64; 1000 samples (quick 256)
 
 Configurations:
-  fncompiler        model.fit with the default compile arguments
+  fncompiler        model.fit with the default compile arguments (steps_per_execution="auto": the online tuner)
   fncompiler_spe1   compile(steps_per_execution=1)   (per-step jit)
-  fncompiler_spe16  compile(steps_per_execution=16)  (scan over 16 device-resident batches)
-  fncompiler_auto   compile(steps_per_execution="auto")
+  fncompiler_spe16  compile(steps_per_execution=16)  (scan over 16 stacked batches)
+  fncompiler_auto   compile(steps_per_execution="auto"), the same as the default (not run unless named)
   fncompiler_eager  compile(run_eagerly=True): a few steps, extrapolated to one epoch (labelled so)
   jax_jit           hand-written jax.jit + optax train step, same layers in jax.lax/jnp, same initial weights
   jax_scan          hand-written whole-epoch lax.scan over device-resident batches
@@ -48,10 +48,10 @@ MODELS = ("mlp", "resnet", "ticket", "autoencoder")
 CONFIGS = ("jax_jit", "fncompiler", "fncompiler_spe1", "fncompiler_spe16", "fncompiler_auto", "fncompiler_eager",
            "jax_scan", "keras")
 LABELS = {
-    "fncompiler": "fncompiler fit (default)",
+    "fncompiler": 'fncompiler fit (default: steps_per_execution="auto")',
     "fncompiler_spe1": "fncompiler steps_per_execution=1",
     "fncompiler_spe16": "fncompiler steps_per_execution=16",
-    "fncompiler_auto": 'fncompiler steps_per_execution="auto"',
+    "fncompiler_auto": 'fncompiler steps_per_execution="auto" (= the default)',
     "fncompiler_eager": "fncompiler run_eagerly=True (extrapolated)",
     "jax_jit": "hand-written jax.jit + optax",
     "jax_scan": "hand-written lax.scan epoch",
@@ -640,9 +640,15 @@ def worker_fncompiler(args, result):
         xs1 = [jnp.asarray(a) for a in data_lib.flatten_x(model, x1)]
         xsbig = [jnp.asarray(a) for a in data_lib.flatten_x(model, xbig)]
         raw1 = common.timed_calls(lambda: jax.block_until_ready(step(tv, ntv, xs1)), n1)
+        # what a user's own jitted call costs when it, like predict, takes NumPy and returns NumPy
+        np1 = data_lib.flatten_x(model, x1)
+        raw1np = common.timed_calls(lambda: [np.asarray(o) for o in step(tv, ntv, np1)], n1)
         big = common.timed_calls(lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0), nbig)
         rawbig = common.timed_calls(lambda: jax.block_until_ready(step(tv, ntv, xsbig)), nbig)
         result["predict"] = predict_summary(b1, raw1, big, rawbig, n1, nbig)
+        m1np = common.median(raw1np)
+        result["predict"]["batch1_raw_numpy_ms"] = None if m1np is None else m1np * 1e3
+        result["predict"]["batch1_predict_over_raw_numpy"] = common.ratio(common.median(b1), m1np)
         result["compile_counts_after_predict"] = dict(compiled.trace_counts)
 
     # 4. the forward pass at the initial weights (inference mode), for the exact equivalence check.
@@ -1028,6 +1034,46 @@ def _check_text(chk):
     return text
 
 
+def goals(report, config="fncompiler"):
+    """Issue 7's goals for the default configuration, from this run's ratios: lines of markdown."""
+    epoch_jit, epoch_keras, ttfs_keras, pred1 = {}, {}, {}, {}
+    for mname, m in report["models"].items():
+        r = m.get("ratios", {})
+        epoch_jit[mname] = (r.get(f"{config}/jax_jit") or {}).get("epoch")
+        epoch_keras[mname] = (r.get(f"{config}/keras") or {}).get("epoch")
+        ttfs_keras[mname] = (r.get(f"{config}/keras") or {}).get("time_to_first_step")
+        pred1[mname] = ((m["configs"].get(config) or {}).get("predict") or {}).get("batch1_predict_over_raw_numpy")
+
+    def cells(d):
+        return ", ".join(f"{k} {common.fmt_ratio(v)}" for k, v in d.items())
+
+    def verdict(ok):
+        return "met" if ok else "**not met**"
+    out = [f"Goals for `{LABELS[config]}` (ratios from this run; > 1 means slower):", ""]
+    vals = [v for v in epoch_jit.values() if v is not None]
+    if vals:
+        out.append(f"- s/epoch vs hand-written jit <= 1.05x on every model: {cells(epoch_jit)} -> "
+                   f"{verdict(len(vals) == len(epoch_jit) and max(vals) <= 1.05)}")
+    vals = [v for v in epoch_keras.values() if v is not None]
+    if vals and len(vals) == len(epoch_keras):
+        gm = math.exp(sum(math.log(v) for v in vals) / len(vals))
+        out.append(f"- vs Keras 3 fit: {cells(epoch_keras)}; geometric mean {gm:.2f}x, i.e. {1 / gm:.2f}x faster "
+                   f"(goal >= 1.4x faster, never slower) -> {verdict(1 / gm >= 1.4 and max(vals) <= 1.0)}")
+    else:
+        out.append("- vs Keras 3 fit: not measured for every model (Keras not installed or a run failed)")
+    vals = [v for v in ttfs_keras.values() if v is not None]
+    if vals:
+        out.append(f"- time to first step vs Keras <= 0.7x: {cells(ttfs_keras)} -> "
+                   f"{verdict(len(vals) == len(ttfs_keras) and max(vals) <= 0.7)}")
+    vals = [v for v in pred1.values() if v is not None]
+    if vals:
+        out.append(f"- predict batch 1 vs a raw jitted call of the same step (NumPy in, NumPy out) <= 1.5x: "
+                   f"{cells(pred1)} -> "
+                   f"{verdict(len(vals) == len(pred1) and max(vals) <= 1.5)}")
+    out.append("")
+    return out
+
+
 def markdown(report):
     lines = [f"# fncompiler fit benchmark ({'quick' if report['quick'] else 'full'})", "",
              f"- date: {report['date']}",
@@ -1079,6 +1125,7 @@ def markdown(report):
             ])
     lines.append(common.markdown_table(header, rows))
     lines.append("")
+    lines.extend(goals(report))
     lines.append("Setups: " + "; ".join(
         f"{k}: {v['samples']} samples, batch {v['batch_size']}, {v['steps_per_epoch']} train steps/epoch"
         + (f" + {v['val_steps_per_epoch']} validation steps" if v.get("val_steps_per_epoch") else "")
@@ -1099,7 +1146,8 @@ def parse_args(argv=None):
     p.add_argument("--json", default=None, help="write the full results here")
     p.add_argument("--md", default=None, help="write the markdown table here")
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated; jax_jit is always run first")
+    p.add_argument("--configs", default=",".join(c for c in CONFIGS if c != "fncompiler_auto"),
+                   help="comma-separated; jax_jit is always run first")
     p.add_argument("--samples", type=int, default=None,
                    help="override every model's sample count (also $FNCOMPILER_BENCH_SAMPLES)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per timed fit (default 4, quick 3; >= 3)")

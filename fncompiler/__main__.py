@@ -1,6 +1,20 @@
-"""Command line: `python -m fncompiler demo` / `python -m fncompiler export` (or the `fncompiler` script)."""
+"""Command line: `python -m fncompiler demo` / `export` / `bench` (or the `fncompiler` script)."""
 import argparse
+import os
+import subprocess
 import sys
+
+
+def _bench(args):
+    """Run the repository's benchmarks/<name>.py (they live beside the package in a source checkout, not in
+    an installed wheel) with this Python, passing the remaining arguments through."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "benchmarks", f"{args.which}.py")
+    if not os.path.isfile(script):
+        print(f"fncompiler bench: {script} not found. The benchmarks ship with the source repository; run this "
+              "from an editable install (pip install -e .) of a checkout.", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, script] + list(args.rest), cwd=root)
 
 
 def main(argv=None):
@@ -12,7 +26,13 @@ def main(argv=None):
     from .runtime import export as export_cli
     export_cli.configure_parser(sub.add_parser("export", help="print a saved model's StableHLO (--mlir) or write an "
                                                "ahead-of-time artifact (-o FILE); see docs/export.md"))
+    bench = sub.add_parser("bench", help="run a benchmark: fit (default), passes or scaling; further arguments "
+                                         "go to it (e.g. `fncompiler bench fit --quick`); see docs/benchmarks.md")
+    bench.add_argument("which", nargs="?", default="fit", choices=("fit", "passes", "scaling", "constant_folding"))
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return _bench(args)
     if args.command == "demo":
         from .demo import main as demo_main
         accuracy = demo_main(epochs=args.epochs, seed=args.seed)
