@@ -161,63 +161,16 @@ def save(path, model, epoch=None, step=None, logs=None, include_optimizer=True):
 
 # -- reading ---------------------------------------------------------------------------------------
 def _read_members(path):
-    """Like saving.file_format.read_members, for the checkpoint's members and format (same limits and checks)."""
-    import hashlib
-    import zipfile
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No checkpoint file at {path!r}.")
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path!r} is a directory, not a fncompiler checkpoint file.")
-    size = os.path.getsize(path)
-    if size > file_format.LIMITS["file_bytes"]:
-        raise CheckpointError(f"{path!r} is {size} bytes, over the {file_format.LIMITS['file_bytes']} byte limit.")
-    members = {}
+    """The checkpoint's members, read and checked by saving.file_format.read_members (the same limits, name,
+    size, compression-ratio and sha256 checks as a model file) for the checkpoint's own members and format."""
     try:
-        with open(path, "rb") as raw:
-            file_format._check_central_directory(raw, path)
-            raw.seek(0)
-            try:
-                zf = zipfile.ZipFile(raw)
-            except Exception as exc:  # noqa: BLE001
-                raise CheckpointError(f"{path!r} is not a fncompiler checkpoint file (not a zip archive, or "
-                                      f"truncated): {type(exc).__name__}: {exc}") from exc
-            with zf:
-                infos = zf.infolist()
-                names = [i.filename for i in infos]
-                for name in names:
-                    file_format.check_member_name(name, path)
-                if len(set(names)) != len(names):
-                    raise CheckpointError(f"{path!r} holds duplicate member names: refusing an ambiguous file.")
-                by_name = {i.filename: i for i in infos}
-                if "metadata.json" not in by_name:
-                    raise CheckpointError(f"{path!r} is missing 'metadata.json': not a fncompiler checkpoint file.")
-                members["metadata.json"] = file_format._read_member(zf, by_name["metadata.json"], path)
-                check_metadata(file_format.parse_json(members["metadata.json"], "metadata.json"), path)
-                for name in names:
-                    if name not in MEMBERS:
-                        raise CheckpointError(f"{path!r} contains an unexpected member {name!r}; a checkpoint holds "
-                                              f"only {', '.join(MEMBERS)}.")
-                for info in infos:
-                    if info.filename not in members:
-                        members[info.filename] = file_format._read_member(zf, info, path)
+        return file_format.read_members(path, required=("metadata.json", "weights.msgpack", "rng.msgpack"),
+                                        allowed=MEMBERS, check_meta=check_metadata, what="checkpoint file",
+                                        exact_hashes=True)
     except CheckpointError:
         raise
     except ModelFileError as exc:
-        raise CheckpointError(f"{path!r} is not a readable fncompiler checkpoint: "
-                              f"{str(exc).replace('model file', 'checkpoint file')}") from exc
-    for name in ("weights.msgpack", "rng.msgpack", "hashes.json"):
-        if name not in members:
-            raise CheckpointError(f"{path!r} is missing {name!r}: not a complete fncompiler checkpoint.")
-    hashes = file_format.parse_json(members["hashes.json"], "hashes.json")
-    if not isinstance(hashes, dict) or set(hashes) != set(members) - {"hashes.json"}:
-        raise CheckpointError(f"hashes.json of {path!r} does not list exactly the file's members: the file is "
-                              "incomplete or was modified.")
-    for name, data in members.items():
-        if name != "hashes.json" and hashes.get(name) != hashlib.sha256(data).hexdigest():
-            raise CheckpointError(f"Member {name!r} of {path!r} does not match its recorded sha256: the checkpoint "
-                                  "is corrupt or was modified.")
-    return members
+        raise CheckpointError(f"{path!r} is not a readable fncompiler checkpoint: {exc}") from exc
 
 
 def check_metadata(meta, path="the file"):

@@ -123,7 +123,7 @@ def check_member_name(name, path):
         raise UnsafeConfigError(f"{path!r} contains a member name with a NUL byte, {name!r}: refusing the file.")
 
 
-def _check_central_directory(fh, path):
+def check_central_directory(fh, path):
     """Before zipfile parses the table of contents: bound its size and entry count (cheap to check, and a
     crafted table with millions of entries would otherwise cost memory and time)."""
     end_rec_data = getattr(zipfile, "_EndRecData", None)
@@ -143,7 +143,7 @@ def _check_central_directory(fh, path):
                              f"{LIMITS['central_directory_bytes']} byte limit.")
 
 
-def _read_member(zf, info, path):
+def read_member(zf, info, path):
     name = info.filename
     limit = LIMITS["json_bytes"] if name.endswith(".json") else LIMITS["member_bytes"]
     if info.file_size > limit:
@@ -164,8 +164,14 @@ def _read_member(zf, info, path):
     return data
 
 
-def read_members(path, required=("metadata.json", "config.json", "weights.msgpack")):
+def read_members(path, required=("metadata.json", "config.json", "weights.msgpack"), allowed=None, check_meta=None,
+                 what="model file", exact_hashes=False):
     """Read and check the file's members into memory; raise ModelFileError/OSError with a clear message.
+
+    The same reader serves other zip files of the project (runtime/checkpoint.py): `allowed` (the member names
+    such a file may hold; default MEMBERS), `check_meta` (checks the parsed metadata.json; default
+    check_metadata), `what` (the file's name in messages) and `exact_hashes` (hashes.json must list every
+    member, not only some).
 
     Order of checks: the file exists and is not too large; the zip directory is small; member names are plain
     (no '..', no absolute paths) and unique; metadata.json is read first and its format version checked (so a
@@ -174,20 +180,20 @@ def read_members(path, required=("metadata.json", "config.json", "weights.msgpac
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No model file at {path!r}.")
+        raise FileNotFoundError(f"No {what} at {path!r}.")
     if os.path.isdir(path):
-        raise ModelFileError(f"{path!r} is a directory, not a fncompiler model file.")
+        raise ModelFileError(f"{path!r} is a directory, not a fncompiler {what}.")
     size = os.path.getsize(path)
     if size > LIMITS["file_bytes"]:
         raise ModelFileError(f"{path!r} is {size} bytes, over the {LIMITS['file_bytes']} byte limit.")
     members = {}
     with open(path, "rb") as raw:
-        _check_central_directory(raw, path)
+        check_central_directory(raw, path)
         raw.seek(0)
         try:
             zf = zipfile.ZipFile(raw)
         except Exception as exc:  # noqa: BLE001 - BadZipFile, OSError, ValueError, EOFError, struct.error...
-            raise ModelFileError(f"{path!r} is not a fncompiler model file (not a zip archive, or truncated): "
+            raise ModelFileError(f"{path!r} is not a fncompiler {what} (not a zip archive, or truncated): "
                                  f"{type(exc).__name__}: {exc}") from exc
         with zf:
             infos = zf.infolist()
@@ -199,21 +205,25 @@ def read_members(path, required=("metadata.json", "config.json", "weights.msgpac
                 raise ModelFileError(f"{path!r} holds more than one member named {dup}: refusing an ambiguous file.")
             by_name = {info.filename: info for info in infos}
             if "metadata.json" in by_name:
-                members["metadata.json"] = _read_member(zf, by_name["metadata.json"], path)
-                check_metadata(parse_json(members["metadata.json"], "metadata.json"), path)
+                members["metadata.json"] = read_member(zf, by_name["metadata.json"], path)
+                (check_meta or check_metadata)(parse_json(members["metadata.json"], "metadata.json"), path)
+            allowed = MEMBERS if allowed is None else tuple(allowed)
             for name in names:
-                if name not in MEMBERS:
-                    raise ModelFileError(f"{path!r} contains an unexpected member {name!r}; a model file holds only "
-                                         f"{', '.join(MEMBERS)}.")
+                if name not in allowed:
+                    raise ModelFileError(f"{path!r} contains an unexpected member {name!r}; a {what} holds only "
+                                         f"{', '.join(allowed)}.")
             for info in infos:
                 if info.filename not in members:
-                    members[info.filename] = _read_member(zf, info, path)
+                    members[info.filename] = read_member(zf, info, path)
     for name in tuple(required) + ("metadata.json", "hashes.json"):
         if name not in members:
-            raise ModelFileError(f"{path!r} is missing {name!r}: not a complete fncompiler model file.")
+            raise ModelFileError(f"{path!r} is missing {name!r}: not a complete fncompiler {what}.")
     hashes = parse_json(members["hashes.json"], "hashes.json")
     if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
         raise ModelFileError(f"hashes.json of {path!r} must map member names to sha256 hex digests.")
+    if exact_hashes and set(hashes) != set(members) - {"hashes.json"}:
+        raise ModelFileError(f"hashes.json of {path!r} does not list exactly the file's members: the {what} is "
+                             "incomplete or was modified.")
     for name in hashes:
         if name not in members or name == "hashes.json":
             raise ModelFileError(f"hashes.json of {path!r} lists {name!r}, which the file does not hold: the file is "
@@ -222,7 +232,7 @@ def read_members(path, required=("metadata.json", "config.json", "weights.msgpac
         if name == "hashes.json":
             continue
         if hashes.get(name) != hashlib.sha256(data).hexdigest():
-            raise ModelFileError(f"Member {name!r} of {path!r} does not match its recorded sha256: the file is "
+            raise ModelFileError(f"Member {name!r} of {path!r} does not match its recorded sha256: the {what} is "
                                  "corrupt or was modified.")
     return members
 
