@@ -337,8 +337,6 @@ def restore(path, model, restore_global_rng=True, restore_optimizer=True):
             trainer.rng_state = key
         else:
             model._restored_rng_state = key
-    if trainer is not None and hasattr(trainer, "invalidate_state"):
-        trainer.invalidate_state()
     if restore_global_rng:
         if "numpy" in rng:
             np.random.set_state(rng["numpy"])

@@ -126,12 +126,6 @@ class Trainer:
         self.opt_state = state[2]
         self.rng_state = state[4]
 
-    def sync_to_model(self):
-        """Weights are written back at the end of every epoch; nothing is pending."""
-
-    def invalidate_state(self):
-        """Called when weights are set from outside: the next fit re-reads them from the variables."""
-
     def _prepare(self, x, y, sample_weight):
         xs = data_lib.flatten_x(self.model, x)
         ys = data_lib.flatten_y(self.cfg.output_names, self.cfg.has_loss, y)

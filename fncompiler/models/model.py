@@ -222,19 +222,5 @@ class Model(Layer):
                 config, custom_objects=custom_objects, cls=cls if issubclass(cls, Functional) else None)
         return cls(**config)
 
-    def _sync_from_trainer(self):
-        if self._trainer is not None:
-            self._trainer.sync_to_model()
-
-    def get_weights(self):
-        self._sync_from_trainer()
-        return super().get_weights()
-
-    def set_weights(self, weights):
-        self._sync_from_trainer()
-        super().set_weights(weights)
-        if self._trainer is not None:
-            self._trainer.invalidate_state()
-
     def count_params(self):
         return int(sum(np.prod(w.shape, dtype=np.int64) for w in self.weights))
