@@ -116,15 +116,26 @@ class Trainer:
             self._lr_synced = lr
         return state
 
-    def _write_back(self, state):
-        """Give the variables copies of the state's weights (the state's own buffers get donated next step)."""
+    def _write_back(self, state, copy_state=False):
+        """Give the variables copies of the state's weights (the state's own buffers get donated next step).
+        `copy_state`: also keep copies (not the buffers themselves) of the optimizer and RNG state, for a write
+        back in the middle of an epoch, after which training goes on with (and donates) the state."""
         tvars, ntvars = self._variables()
         self._written = {}
         for v, x in zip(list(tvars) + list(ntvars), list(state[0]) + list(state[1])):
             v._value = jnp.array(x, copy=True)
             self._written[id(v)] = v._value
-        self.opt_state = state[2]
-        self.rng_state = state[4]
+        copy = (lambda t: jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), t)) if copy_state else (lambda t: t)
+        self.opt_state = copy(state[2])
+        self.rng_state = copy(state[4])
+
+    def sync_live(self):
+        """Inside a per-batch callback of `fit`: write the current weights (and optimizer / RNG state) back to the
+        model, so the callback can save or read them (Keras's ModelCheckpoint(save_freq=N batches)). Outside
+        one, the model's variables are already current and this does nothing."""
+        state = self.__dict__.get("_live_state")
+        if state is not None:
+            self._write_back(state, copy_state=True)
 
     def _prepare(self, x, y, sample_weight):
         xs = data_lib.flatten_x(self.model, x)
@@ -232,7 +243,9 @@ class Trainer:
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
                     logs = self._logs(state[3])
+                    self._live_state = state      # what sync_live() writes back if a callback asks for weights
                     cbs.on_train_batch_end(i, logs)
+                    self._live_state = None
                     bar.update(done, _ordered(logs))
                 if self.model.stop_training:
                     break

@@ -272,10 +272,32 @@ def test_save_best_only_min_max_threshold(tmp_path, small_model, capsys):
     assert not (tmp_path / "w.fnc").exists()
 
 
-def test_save_freq_in_epochs_and_argument_checks(tmp_path, small_model):
-    cb = ModelCheckpoint(str(tmp_path / "{epoch}.fnc"), save_freq=2, save_weights_only=True)
-    _drive(cb, small_model, [{}] * 5)
-    assert sorted(os.listdir(tmp_path)) == ["2.fnc", "4.fnc"]
+def test_save_freq_counts_batches_and_saves_the_weights_of_that_batch(tmp_path):
+    """Keras: an int save_freq saves after every N training batches, with the weights of that moment."""
+    def fresh():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8,))
+        model = keras.Model(inputs, layers.Dense(3)(layers.Dense(16, activation="relu")(inputs)))
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+    model = fresh()
+    cb = ModelCheckpoint(str(tmp_path / "e{epoch}-b{batch}.fnc"), save_freq=4, save_weights_only=True)
+    model.fit(X, Y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[cb])   # 6 batches per epoch
+    assert sorted(os.listdir(tmp_path)) == ["e1-b4.fnc", "e2-b2.fnc", "e2-b6.fnc"]
+    reference = fresh()                                           # the same training, stopped after 4 batches
+    reference.fit(X[:64], Y[:64], batch_size=16, epochs=1, shuffle=False, verbose=0)
+    saved = fresh()
+    saved.load_weights(tmp_path / "e1-b4.fnc")
+    for a, b in zip(saved.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # saving mid-epoch does not disturb training: the same end weights as a run without the callback
+    plain = fresh()
+    plain.fit(X, Y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_save_freq_argument_checks():
     with pytest.raises(ValueError, match="save_freq"):
         ModelCheckpoint("x.fnc", save_freq=0)
     with pytest.raises(ValueError, match="save_freq"):

@@ -60,7 +60,7 @@ class CallbackList(Callback):
         """True when some callback overrides a per-batch hook (the loop then reads logs every batch)."""
         for cb in self.callbacks:
             for hook in ("on_train_batch_end", "on_train_batch_begin", "on_test_batch_end", "on_predict_batch_end"):
-                if getattr(type(cb), hook) is not getattr(Callback, hook):
+                if getattr(type(cb), hook) is not getattr(Callback, hook) or hook in vars(cb):
                     return True
         return False
 

@@ -14,9 +14,9 @@ class ModelCheckpoint(Callback):
     monitor, mode ("auto" | "min" | "max"), save_best_only, initial_value_threshold: Keras's meaning; "auto"
         maximizes metrics named like accuracy/auc/precision/recall and minimizes the rest.
     save_weights_only: write `model.save_weights(filepath)` instead of `model.save(filepath)`.
-    save_freq: "epoch" (every epoch), or an int N: every N epochs. NOTE: in Keras an int counts *batches*;
-        fncompiler's training loop keeps the weights on the device inside an epoch and writes them back to the
-        model at each epoch end, so saves happen at epoch ends and an int counts epochs.
+    save_freq: "epoch" (at the end of every epoch), or an int N: after every N training batches, as in Keras (the
+        filepath may then also use `{batch}`, 1-based within the epoch). Saving every N batches makes fit run one
+        step per batch and write the weights back to the model before each save.
     checkpoint: fncompiler extra. True: write a `fncompiler.runtime.checkpoint` file (weights, optimizer state,
         the trainer's and NumPy's RNG state, epoch and step) from which `checkpoint.restore(path, model)` then
         `fit(..., initial_epoch=info.epoch)` resumes training exactly.
@@ -36,32 +36,46 @@ class ModelCheckpoint(Callback):
                              "combined with save_weights_only=True.")
         if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
             raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected save_freq to be 'epoch' or a positive "
-                             "integer (a number of epochs in fncompiler).")
+                             "integer (a number of batches).")
         self.save_freq = save_freq
         if mode not in ("auto", "min", "max"):
             warnings.warn(f"ModelCheckpoint mode {mode!r} is unknown, fallback to auto mode.", stacklevel=2)
             mode = "auto"
         self.monitor_op, init_best = _mode_op(mode, monitor)
         self.best = init_best if initial_value_threshold is None else float(initial_value_threshold)
-        self._epochs_since_save = 0
+        self._batches_since_save = 0
+        self._current_epoch = 0
         self.last_saved = None
+        if save_freq != "epoch":
+            # a per-batch hook (the loop runs one step per batch only when a callback needs one)
+            self.on_train_batch_end = self._on_train_batch_end
 
-    def _get_file_path(self, epoch, logs):
+    def _get_file_path(self, epoch, batch, logs):
         try:
-            return self.filepath.format(epoch=epoch + 1, **(logs or {}))
+            if batch is None or "batch" in logs:
+                return self.filepath.format(epoch=epoch + 1, **(logs or {}))
+            return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **(logs or {}))
         except KeyError as exc:
             raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {exc}') from exc
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.save_freq != "epoch":
-            self._epochs_since_save += 1
-            if self._epochs_since_save < self.save_freq:
-                return
-            self._epochs_since_save = 0
-        self._save(epoch, logs or {})
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
 
-    def _save(self, epoch, logs):
-        filepath = self._get_file_path(epoch, logs)
+    def _on_train_batch_end(self, batch, logs=None):
+        self._batches_since_save += 1
+        if self._batches_since_save >= self.save_freq:
+            self._batches_since_save = 0
+            trainer = getattr(self.model, "_trainer", None)
+            if trainer is not None and hasattr(trainer, "sync_live"):
+                trainer.sync_live()
+            self._save(self._current_epoch, dict(logs or {}), batch=batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch, logs or {})
+
+    def _save(self, epoch, logs, batch=None):
+        filepath = self._get_file_path(epoch, batch, logs)
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
