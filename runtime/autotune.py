@@ -138,7 +138,9 @@ class OnlineTuner:
     MAX_TIMED_BATCHES = 256
     MARGIN = 0.95                # a candidate must take < 95% of the reference's time per batch
     TOLERANCE = 1e-2             # largest accepted update mismatch (see update_mismatch)
-    PAYOFF = 1.0                 # tune when the rest of the fit takes >= PAYOFF x the candidates' compile time
+    # Tune when the rest of the fit takes >= PAYOFF x the candidates' compile time. Below 1 because the decision
+    # is remembered: later fits of the same model start with it at no cost.
+    PAYOFF = 0.25
 
     def __init__(self, trainer, steps_available, allow_scan=True, total_batches=None):
         self.trainer = trainer
