@@ -9,6 +9,8 @@ Node attributes
     output_specs list of TensorSpec(shape, dtype), one per output
     order        creation order (a topological order of the original graph)
     meta         dict namespaced by pass name: what analyses found (e.g. meta["shape_inference"])
+    fold         (optional, predict) a constant-folding plan (passes/partial_eval.py WeightFold): the weight-only
+                 part of the call, evaluated once per weight version by the predict step
 Edge attributes (u -> v, one edge per input of v)
     src_index    which output of u
     dst_index    which input position of v
@@ -188,7 +190,10 @@ def dump(g):
         args = ", ".join(f"%{src}" + (f"[{i}]" if len(g.nodes[src]["output_specs"]) > 1 else "")
                          for src, i in input_edges(g, nid))
         outs = ", ".join(_fmt_spec(s) for s in data["output_specs"])
-        lines.append(f"  %{nid} = {data['op']}({args}) -> {outs}")
+        note = ""
+        if data.get("fold") is not None:
+            note = f"  # folded: {data['fold'].expressions} weight-only expressions"
+        lines.append(f"  %{nid} = {data['op']}({args}) -> {outs}{note}")
     rets = ", ".join(f"%{n}" + (f"[{i}]" if len(g.nodes[n]["output_specs"]) > 1 else "") for n, i in g.graph["outputs"])
     lines.append(f"  return {rets}")
     lines.append("}")

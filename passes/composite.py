@@ -74,3 +74,24 @@ class FoldedBatchNorm(Layer):
 
     def get_config(self):
         return {"name": self.name, "linear": self._linear.name, "batch_normalization": self._bn.name}
+
+
+class Constant(Layer):
+    """The outputs of a node that constant folding evaluated at compile time (one array, or a list)."""
+
+    def __init__(self, values, name, folded_from=None):
+        super().__init__(name=name, autocast=False)
+        self._values = list(values)
+        self.folded_from = folded_from
+        self.built = True
+
+    @property
+    def values(self):
+        return list(self._values)
+
+    def call(self):
+        return self._values[0] if len(self._values) == 1 else list(self._values)
+
+    def get_config(self):
+        return {"name": self.name, "folded_from": self.folded_from,
+                "shapes": [list(getattr(v, "shape", ())) for v in self._values]}

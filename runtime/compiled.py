@@ -49,14 +49,19 @@ class CompiledModel:
 
     def graph(self, stage="predict"):
         """The IR after the pipeline for a mode ("train"/"eval"/"predict"/"export"), or after the named pass
-        (e.g. "shape_inference") of the predict pipeline, or "input" for the IR before any pass."""
+        (e.g. "shape_inference") of the predict pipeline, or "mode:pass" (e.g. "export:fold_batchnorm") for a
+        pass of another mode's pipeline, or "input" for the IR before any pass. Print it with
+        `fncompiler.ir.dump(graph)`, draw it with `fncompiler.utils.plot_model(graph, to_file=...)`."""
         if stage in passes_lib.PIPELINES:
             return self._pipeline(stage)[0]
-        stages = self._pipeline("predict")[2]
-        if stage not in stages:
+        mode, _, name = stage.rpartition(":") if ":" in stage else ("predict", "", stage)
+        if mode not in passes_lib.PIPELINES:
+            raise ValueError(f"Unknown stage {stage!r}: {mode!r} is not a mode {sorted(passes_lib.PIPELINES)}.")
+        stages = self._pipeline(mode)[2]
+        if name not in stages:
             raise ValueError(f"Unknown stage {stage!r}; expected a mode {sorted(passes_lib.PIPELINES)} or one of "
-                             f"{list(stages)}.")
-        return stages[stage]
+                             f"{list(stages)}" + (f" (of the {mode} pipeline)." if mode != "predict" else "."))
+        return stages[name]
 
     def lowered(self, pass_mode):
         if pass_mode not in self._lowered:
@@ -76,8 +81,14 @@ class CompiledModel:
         """The (jitted, or eager) step function for "train", "eval" or "predict"."""
         if endpoint not in self._steps:
             if endpoint == "predict":
-                fn = steps.make_predict_step(self.lowered("predict"), self.trace_counts)
-                self._steps[endpoint] = self._wrap(endpoint, fn)
+                low = self.lowered("predict")
+                if low.folds:     # constant_folding split weight-only expressions off: residuals once per weights
+                    self._steps[endpoint] = steps.FoldedPredictStep(
+                        steps.make_residuals_fn(low, self.trace_counts),
+                        steps.make_folded_predict_step(low, self.trace_counts), lambda f: self._wrap(endpoint, f))
+                else:
+                    fn = steps.make_predict_step(low, self.trace_counts)
+                    self._steps[endpoint] = self._wrap(endpoint, fn)
             elif endpoint in ("train", "train_multi", "eval"):
                 if self.compile_config is None:
                     raise RuntimeError(f"The {endpoint} step needs a compiled model: call model.compile(...) first.")

@@ -10,6 +10,7 @@ import jax
 
 from fncompiler import ir
 from fncompiler.layers.layer import Layer
+from fncompiler.passes.partial_eval import NOT_APPLIED as _NOT_APPLIED
 from fncompiler.symbolic import fill_arguments
 
 
@@ -33,7 +34,7 @@ def _produces_masks(layer):
     return type(layer).compute_mask is not Layer.compute_mask
 
 
-def _call_node(g, nid, data, values, masks, training):
+def _call_node(g, nid, data, values, masks, training, residuals=None):
     layer = data["layer"]
     keys = ir.input_edges(g, nid)
     vals = [values[k] for k in keys]
@@ -45,7 +46,12 @@ def _call_node(g, nid, data, values, masks, training):
         _fill_masks(cls, args, kwargs, vals, in_masks)
     if training is not None and kwargs.get("training") is None and _accepts(cls, "training"):
         kwargs["training"] = training
-    out = layer(*args, **kwargs)
+    out = _NOT_APPLIED
+    fold = data.get("fold")
+    if fold is not None and residuals is not None and nid in residuals:
+        out = fold.apply(layer, args, kwargs, residuals[nid])   # the weight-only part comes precomputed
+    if out is _NOT_APPLIED:
+        out = layer(*args, **kwargs)
     leaves = jax.tree_util.tree_leaves(out)
     out_masks = [None] * len(leaves)
     if _produces_masks(layer) or (has_mask and layer.supports_masking):
@@ -59,8 +65,11 @@ def _call_node(g, nid, data, values, masks, training):
     return leaves, out_masks
 
 
-def execute(g, inputs, training=None, order=None):
-    """Run the graph on a flat list of input arrays; return the flat list of outputs."""
+def execute(g, inputs, training=None, order=None, residuals=None):
+    """Run the graph on a flat list of input arrays; return the flat list of outputs.
+
+    residuals: {node id: values} from `fold.residuals()` for nodes whose `fold` plan (constant_folding) splits
+    off their weight-only part; those nodes then evaluate only the rest of their call."""
     values, masks = {}, {}
     if len(inputs) != len(g.graph["inputs"]):
         raise ValueError(f"Graph {g.name!r} expects {len(g.graph['inputs'])} inputs, received {len(inputs)}.")
@@ -70,7 +79,7 @@ def execute(g, inputs, training=None, order=None):
         data = g.nodes[nid]
         if data["kind"] == "input":
             continue
-        leaves, out_masks = _call_node(g, nid, data, values, masks, training)
+        leaves, out_masks = _call_node(g, nid, data, values, masks, training, residuals)
         for i, (v, m) in enumerate(zip(leaves, out_masks)):
             values[(nid, i)] = v
             if m is not None:

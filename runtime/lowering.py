@@ -24,13 +24,31 @@ class Lowered:
     input_specs: list        # TensorSpec per flat input
     output_tree: object      # pytree structure of the outputs
 
-    def forward(self, trainable, non_trainable, inputs, rng=None, training=False):
+    def _values(self, trainable, non_trainable):
         values = {id(v): x for v, x in zip(self.trainable, trainable)}
         values.update({id(v): x for v, x in zip(self.non_trainable, non_trainable)})
-        with scope_lib.StatelessScope(values, training=training, rng=rng) as scope:
-            outputs = interpreter.execute(self.graph, list(inputs), training=training, order=self.order)
+        return values
+
+    def forward(self, trainable, non_trainable, inputs, rng=None, training=False, residuals=None):
+        """residuals: `self.residuals(trainable, non_trainable)` computed ahead (for the same weights), or None:
+        nodes with a constant-folding plan then compute their weight-only part inline, as their layer does."""
+        with scope_lib.StatelessScope(self._values(trainable, non_trainable), training=training, rng=rng) as scope:
+            outputs = interpreter.execute(self.graph, list(inputs), training=training, order=self.order,
+                                          residuals=residuals)
         new_non_trainable = [scope.get(v) for v in self.non_trainable]
         return outputs, new_non_trainable, list(scope.losses)
+
+    @property
+    def folds(self):
+        """[(node id, WeightFold)] for the nodes whose weight-only part constant_folding split off."""
+        g = self.graph
+        return [(nid, g.nodes[nid]["fold"]) for nid in (self.order or g.nodes)
+                if g.nodes[nid].get("fold") is not None and g.nodes[nid]["fold"].layer is g.nodes[nid].get("layer")]
+
+    def residuals(self, trainable, non_trainable):
+        """{node id: residual values}: the weight-only parts of the folded nodes, from these weights."""
+        with scope_lib.StatelessScope(self._values(trainable, non_trainable), training=False):
+            return {nid: fold.residuals() for nid, fold in self.folds}
 
     def regularization(self, trainable):
         """Sum of the weight regularizers, computed from the traced weights."""

@@ -7,6 +7,8 @@
 
 Metric accumulators are part of the state, so nothing is read back to the host inside an epoch.
 """
+import weakref
+
 import jax
 import jax.numpy as jnp
 
@@ -147,3 +149,94 @@ def make_multi_train_step(lowered, cfg, counter):
         return state
 
     return multi_train_step
+
+
+# -- predict with constant-folded weight expressions ----------------------------------------------------
+def make_residuals_fn(lowered, counter):
+    """residuals(trainable, non_trainable) -> {node id: values}: the weight-only parts constant_folding split off."""
+    def residuals(trainable, non_trainable):
+        counter["predict_residuals"] += 1
+        return lowered.residuals(trainable, non_trainable)
+
+    return residuals
+
+
+def make_folded_predict_step(lowered, counter):
+    """predict_step(trainable, non_trainable, residuals, x) -> outputs, reading the precomputed residuals."""
+    def predict_step(trainable, non_trainable, residuals, x):
+        counter["predict"] += 1
+        outputs, _, _ = lowered.forward(trainable, non_trainable, x, None, False, residuals=residuals)
+        return outputs
+
+    return predict_step
+
+
+def _concrete_arrays(leaves):
+    tracer = jax.core.Tracer
+    return all(isinstance(a, jax.Array) and not isinstance(a, tracer) for a in leaves)
+
+
+class FoldedPredictStep:
+    """The predict step `(trainable, non_trainable, x) -> outputs` when constant folding split weight-only
+    expressions off: the residuals are computed by their own jitted function once per weight version and the
+    jitted per-batch step reads them. The cache holds the last weight version, recognized by the identity of
+    its arrays (jax arrays are immutable; weak references, so the cache keeps no old weights alive: equal ids of
+    live referents mean the same objects). NumPy weights (mutable) and tracers are never cached: their residuals
+    are computed on every call."""
+
+    def __init__(self, residuals_fn, step_fn, wrap):
+        self._residuals_raw = residuals_fn
+        self._residuals = wrap(residuals_fn)
+        self._step = wrap(step_fn)
+        self._cached = None      # (ids of the weight arrays, weak references to them, residuals)
+        self.residual_computations = 0
+
+    def residuals(self, trainable, non_trainable):
+        leaves = jax.tree_util.tree_leaves((trainable, non_trainable))
+        cached = self._cached
+        if cached is not None and cached[0] == list(map(id, leaves)) and all(r() is not None for r in cached[1]):
+            return cached[2]
+        value = self._residuals(trainable, non_trainable)
+        self.residual_computations += 1
+        self._cached = None
+        if _concrete_arrays(leaves):
+            try:
+                self._cached = (list(map(id, leaves)), [weakref.ref(a) for a in leaves], value)
+            except TypeError:
+                pass
+        return value
+
+    def __call__(self, trainable, non_trainable, x):
+        return self._step(trainable, non_trainable, self.residuals(trainable, non_trainable), x)
+
+    def lower(self, trainable, non_trainable, x):
+        """The per-batch step lowered for these argument specs (its StableHLO is what `as_text` shows);
+        `.compile()` gives a callable taking (trainable, non_trainable, x) like the step."""
+        res = jax.eval_shape(self._residuals_raw, trainable, non_trainable)
+        return _FoldedLowered(self, self._step.lower(trainable, non_trainable, res, x))
+
+    def eval_shape(self, trainable, non_trainable, x):
+        res = jax.eval_shape(self._residuals_raw, trainable, non_trainable)
+        return jax.eval_shape(self._step, trainable, non_trainable, res, x)
+
+
+class _FoldedLowered:
+    def __init__(self, step, lowered):
+        self._step_obj, self._lowered = step, lowered
+
+    def compile(self, *args, **kwargs):
+        return _FoldedCompiled(self._step_obj, self._lowered.compile(*args, **kwargs))
+
+    def __getattr__(self, name):
+        return getattr(self._lowered, name)
+
+
+class _FoldedCompiled:
+    def __init__(self, step, compiled):
+        self._step_obj, self._compiled = step, compiled
+
+    def __call__(self, trainable, non_trainable, x):
+        return self._compiled(trainable, non_trainable, self._step_obj.residuals(trainable, non_trainable), x)
+
+    def __getattr__(self, name):
+        return getattr(self._compiled, name)

@@ -291,3 +291,93 @@ def test_missing_pydot_raises_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pydot", None)
     with pytest.raises(ImportError, match="pip install pydot"):
         model_to_dot(mlp())
+
+
+# -- IR graphs (model.graph, compile_model(model).graph(stage)) -------------------------------------
+def _bn_residual():
+    x = keras.Input(shape=(8,), name="x")
+    h = layers.Dense(8, use_bias=False, name="proj")(x)
+    h = layers.BatchNormalization(name="bn")(h)
+    s = layers.add([x, h], name="sum")
+    out = layers.BatchNormalization(name="bn_sum")(layers.Dropout(0.5, name="drop")(s))
+    return keras.Model(x, layers.Dense(2, name="head")(out), name="bn_residual")
+
+
+def test_ir_graph_to_dot_labels_nodes_with_name_op_and_shapes():
+    model = _bn_residual()
+    g = model.graph
+    dot = model_to_dot(g, show_shapes=True, show_dtype=True)
+    labs = labels(dot)
+    assert len(labs) == g.number_of_nodes() == 7
+    by_title = {name: lab for name, lab in labs.items()}
+    titles = {re.search(r"<b>(.*?)</b> \((.*?)\)", lab).groups() for lab in by_title.values()}
+    assert titles == {("x", "InputLayer"), ("proj", "Dense"), ("bn", "BatchNormalization"), ("sum", "Add"),
+                      ("drop", "Dropout"), ("bn_sum", "BatchNormalization"), ("head", "Dense")}
+    sum_label = labs[node_named(dot, "sum")]
+    assert "Input shape: <b>[(None, 8), (None, 8)]</b>" in sum_label and "Output shape: <b>(None, 8)</b>" in sum_label
+    assert "Output dtype: <b>float32</b>" in labs[node_named(dot, "head")]
+    assert "Input shape" not in labs[node_named(dot, "x")]
+    edges = set(dot_edges(dot))
+    n = {name: node_named(dot, name) for name in ("x", "proj", "bn", "sum", "drop", "bn_sum", "head")}
+    assert edges == {(n["x"], n["proj"]), (n["proj"], n["bn"]), (n["x"], n["sum"]), (n["bn"], n["sum"]),
+                     (n["sum"], n["drop"]), (n["drop"], n["bn_sum"]), (n["bn_sum"], n["head"])}
+    source = dot.to_string()
+    assert "<b>bn_sum</b> (BatchNormalization)" in source and "Output shape: <b>(None, 2)</b>" in source
+    plain = model_to_dot(g)
+    assert "Output shape" not in plain.to_string()
+
+
+def test_compiled_graph_stages_print_and_draw():
+    model = _bn_residual()
+    compiled = keras.compile_model(model, passes=["shape_inference", "inference_specialization", "fold_batchnorm",
+                                                  "constant_folding"],
+                                   pass_options={"fold_weight_expressions": True})
+    before, after = compiled.graph("input"), compiled.graph("predict")
+    assert "drop" in before and "drop" not in after and "proj+bn" in after
+    text = keras.ir.dump(after)
+    assert "%proj+bn = FoldedBatchNorm(%x) -> float32(None, 8)" in text
+    assert "%bn_sum = BatchNormalization(%sum) -> float32(None, 8)  # folded: 6 weight-only expressions" in text
+    labs = labels(model_to_dot(after, show_shapes=True))
+    assert len(labs) == after.number_of_nodes() == 5
+    folded_bn = labs[node_named(model_to_dot(after), "proj+bn")]
+    assert "fold_batchnorm: proj, bn" in folded_bn
+    assert "folded: 6 weight-only expressions, 2 residuals" in labs[node_named(model_to_dot(after), "bn_sum")]
+    assert compiled.graph("inference_specialization").number_of_nodes() == 6
+    eval_graph = keras.compile_model(model).graph("eval:inference_specialization")
+    assert "drop" not in eval_graph
+
+
+def test_ir_multi_output_edges_are_labelled_with_the_output_index():
+    i = keras.Input(shape=(4,), name="i")
+    a, b = keras.ops.split(i, 2, axis=-1)
+    model = keras.Model(i, layers.concatenate([b, a], name="cat"))
+    dot = model_to_dot(model.graph)
+    src = dot.to_string()
+    assert 'label=":0"' in src and 'label=":1"' in src and len(dot_edges(dot)) == 3
+
+
+@needs_dot
+def test_plot_model_draws_an_ir_graph_to_png_and_svg(tmp_path):
+    compiled = keras.compile_model(_bn_residual())
+    g = compiled.graph("predict")
+    path = tmp_path / "ir.png"
+    assert plot_model(g, to_file=str(path), show_shapes=True) is None
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    svg_path = tmp_path / "ir.svg"
+    plot_model(g, to_file=str(svg_path), show_shapes=True)
+    svg = svg_path.read_text()
+    assert svg.count('<g id="node') == g.number_of_nodes()
+    for nid in g.nodes:
+        assert f">{nid}<" in svg
+    dot_path = tmp_path / "ir.dot"
+    plot_model(g, to_file=str(dot_path))
+    assert dot_path.read_text().startswith("digraph")
+
+
+def test_model_to_dot_rejects_other_objects():
+    import networkx as nx
+    with pytest.raises(TypeError, match="Model or an IR graph"):
+        model_to_dot(nx.MultiDiGraph())
+    with pytest.raises(TypeError, match="Model or an IR graph"):
+        model_to_dot(42)

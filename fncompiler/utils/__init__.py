@@ -6,7 +6,8 @@ from .random import set_random_seed
 def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, show_layer_names=True,
                rankdir="TB", expand_nested=False, dpi=200, show_layer_activations=False, show_trainable=False,
                **kwargs):
-    """Draw the model's layer graph to PNG, SVG or PDF with graphviz's `dot` (see fncompiler.utils.plot)."""
+    """Draw the model's layer graph (or an IR graph, e.g. `compiled.graph("predict")`) to PNG, SVG or PDF with
+    graphviz's `dot` (see fncompiler.utils.plot)."""
     from .plot import plot_model as _plot
     return _plot(model, to_file=to_file, show_shapes=show_shapes, show_dtype=show_dtype,
                  show_layer_names=show_layer_names, rankdir=rankdir, expand_nested=expand_nested, dpi=dpi,

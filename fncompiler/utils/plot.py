@@ -7,6 +7,12 @@ Edges go from the layer that produced each input tensor to the layer that reads 
 layers). Nested models are one node, or with ``expand_nested=True`` a dashed cluster holding their own
 layers, with the outer edges routed to the nested model's input layers and from its output layers.
 
+An IR graph (a `networkx.MultiDiGraph` from `model.graph`, `fncompiler.ir.build` or
+`compile_model(model).graph(stage)`) is drawn the same way, one DOT node per IR node: "node id (op)", the
+input / output shapes and dtypes from the IR's `output_specs`, and a row for what a pass recorded that changes
+the computation (a constant-folding plan, a node folded into a constant, a fused or folded pair). Edges follow
+the IR's edges (one per pair of nodes, labelled ":i" when they read output i of a multi-output node).
+
 `model_to_dot` needs only the `pydot` package; `plot_model` also runs Graphviz's `dot` program to render
 PNG / SVG / PDF / ... files (``.dot`` / ``.gv`` files get the DOT source and need no Graphviz).
 """
@@ -182,6 +188,93 @@ def _format_dtype(struct):
     return str(struct)
 
 
+# -- IR graphs -------------------------------------------------------------------------------------
+def _is_ir_graph(obj):
+    try:
+        import networkx as nx
+    except ImportError:  # pragma: no cover - networkx is a dependency
+        return False
+    return isinstance(obj, nx.MultiDiGraph) and "inputs" in obj.graph and "outputs" in obj.graph
+
+
+def _ir_shapes(specs):
+    shapes = [tuple(s.shape) for s in specs]
+    return _format_shape(shapes[0] if len(shapes) == 1 else shapes)
+
+
+def _ir_notes(data):
+    """What passes recorded on a node that changes how it computes (shown under its title)."""
+    notes = []
+    fold = data.get("fold")
+    if fold is not None:
+        notes.append(f"folded: {fold.expressions} weight-only expressions, {len(fold.residual_refs)} residuals")
+    meta = data.get("meta") or {}
+    if data.get("op") == "Constant":
+        notes.append(f"constant (folded from {meta.get('constant_folding', {}).get('folded_from', '?')})")
+    for key in ("fold_batchnorm", "fusion", "inlined_from"):
+        if meta.get(key):
+            value = meta[key]
+            notes.append(f"{key}: {', '.join(value) if isinstance(value, (list, tuple)) else value}")
+    return notes
+
+
+def _ir_label(g, nid, opts):
+    data = g.nodes[nid]
+    op = data.get("op", "?")
+    layer = data.get("layer")
+    cols = []
+    if opts["show_shapes"]:
+        if data.get("kind") != "input":
+            from .. import ir
+            ins = [g.nodes[src]["output_specs"][i] for src, i in ir.input_edges(g, nid)]
+            if ins:
+                cols.append(("white", f'Input shape: <b>{_esc(_ir_shapes(ins))}</b>'))
+        cols.append(("white", f'Output shape: <b>{_esc(_ir_shapes(data["output_specs"]))}</b>'))
+    if opts["show_dtype"]:
+        dtypes = [str(s.dtype) for s in data["output_specs"]]
+        cols.append(("white", f'Output dtype: <b>{_esc(dtypes[0] if len(dtypes) == 1 else "[" + ", ".join(dtypes) + "]")}</b>'))
+    if opts["show_trainable"] and layer is not None and getattr(layer, "weights", None):
+        if layer.trainable:
+            cols.append(("forestgreen", '<font color="white"><b>Trainable</b></font>'))
+        else:
+            cols.append(("firebrick", '<font color="white"><b>Non-trainable</b></font>'))
+    colspan = max(1, len(cols))
+    title = f"<b>{_esc(nid)}</b> ({_esc(op)})" if opts["show_layer_names"] else f"<b>{_esc(op)}</b>"
+    rows = [f'<tr><td colspan="{colspan}" bgcolor="black"><font point-size="16" color="white">{title}'
+            f'</font></td></tr>']
+    extra = []
+    if opts["show_layer_activations"] and layer is not None:
+        act = _activation_name(layer)
+        if act is not None:
+            extra.append(f"Activation: <b>{_esc(act)}</b>")
+    extra += [_esc(n) for n in _ir_notes(data)]
+    for text in extra:
+        rows.append(f'<tr><td colspan="{colspan}" bgcolor="white"><font point-size="14">{text}</font></td></tr>')
+    if cols:
+        rows.append("<tr>" + "".join(f'<td bgcolor="{bg}"><font point-size="14">{text}</font></td>'
+                                     for bg, text in cols) + "</tr>")
+    return ('<<table border="0" cellborder="1" cellspacing="0" cellpadding="8" bgcolor="white">'
+            + "".join(rows) + "</table>>")
+
+
+def _ir_to_dot(pydot, dot, g, opts):
+    from .. import ir
+    ids = {}
+    order = ir.topo_order(g)
+    for nid in order:
+        ids[nid] = f"node_{len(ids)}"
+        dot.add_node(pydot.Node(ids[nid], label=_ir_label(g, nid, opts)))
+    seen = set()
+    for nid in order:
+        for src, index in ir.input_edges(g, nid):
+            key = (src, nid, index if len(g.nodes[src]["output_specs"]) > 1 else 0)
+            if key in seen:
+                continue
+            seen.add(key)
+            attrs = {"label": f":{index}"} if len(g.nodes[src]["output_specs"]) > 1 else {}
+            dot.add_edge(pydot.Edge(ids[src], ids[nid], **attrs))
+
+
 # -- graph building --------------------------------------------------------------------------------
 class _DotBuilder:
     def __init__(self, pydot, dot, opts):
@@ -283,7 +376,8 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
     """A `pydot.Dot` graph of `model`'s layers (see the module docstring for what is drawn).
 
     Args:
-        model: a Functional or Sequential model (a subclassed model is drawn as a single node).
+        model: a Functional or Sequential model (a subclassed model is drawn as a single node), or an IR graph
+            (`model.graph`, `compile_model(model).graph(stage)`): one node per IR node.
         show_shapes: add each layer's input and output shapes to its node.
         show_dtype: add each layer's output dtype.
         show_layer_names: title the nodes "name (Class)" rather than "Class".
@@ -298,9 +392,11 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"rankdir must be one of 'TB', 'LR', 'BT', 'RL'; received {rankdir!r}.")
     from ..models.model import Model
-    if not isinstance(model, Model):
-        raise TypeError(f"model_to_dot expects a Model; received {type(model).__name__}: {model!r}.")
-    if _is_sequential(model) and getattr(model, "_functional", None) is None:
+    is_ir = _is_ir_graph(model)
+    if not is_ir and not isinstance(model, Model):
+        raise TypeError(f"model_to_dot expects a Model or an IR graph (fncompiler.ir / compiled.graph(stage)); "
+                        f"received {type(model).__name__}: {model!r}.")
+    if not is_ir and _is_sequential(model) and getattr(model, "_functional", None) is None:
         raise ValueError(f"This model ({model.name!r}) has not yet been built. Build the model first by calling "
                          "`build()`, by calling the model on a batch of data, or by starting it with "
                          "fncompiler.Input(shape=...).")
@@ -314,6 +410,9 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
     dot.set("dpi", dpi)
     dot.set("splines", "ortho")
     dot.set_node_defaults(shape="plain", fontname="Helvetica", margin="0")
+    if is_ir:
+        _ir_to_dot(pydot, dot, model, opts)
+        return dot
     builder = _DotBuilder(pydot, dot, opts)
     if _has_graph(model):
         builder.add_model(model, dot, ())
@@ -327,7 +426,8 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
 def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, show_layer_names=True,
                rankdir="TB", expand_nested=False, dpi=200, show_layer_activations=False, show_trainable=False,
                **kwargs):
-    """Draw `model`'s layer graph to `to_file`; the format comes from its extension.
+    """Draw `model`'s layer graph (or an IR graph, e.g. `compile_model(model).graph("predict")`) to `to_file`;
+    the format comes from its extension.
 
     PNG (also the default when there is no extension), SVG, PDF, JPG, ... are rendered by Graphviz's `dot`
     program; ``.dot`` / ``.gv`` files receive the DOT source. Arguments are those of `model_to_dot`.
