@@ -1,13 +1,17 @@
 """What each pass changes, measured: IR nodes, HLO instructions, compile time, step time, memory, export size.
 
-    python benchmarks/passes.py [--quick] [--json out.json]
+    python benchmarks/passes.py [--quick] [--models a,b] [--configs baseline,+scan] [--repeats 3] [--json out.json]
 
 Each configuration compiles the train step and the predict step of one model with a given pass pipeline
 and reports medians. Ratios are against the baseline pipeline (shape_inference + dtype_check only) in the
-same run.
+same run. With --repeats N the configurations of a model are measured N times, interleaved (baseline, +scan,
+baseline, +scan, ...), and each number is the median of its N values (the machine's load drifts). `kernels`
+counts the distinct fused computations XLA compiled for the train step: XLA compiles each distinct one once,
+so this, not the instruction count, is what compile time follows on XLA:CPU.
 """
 import argparse
 import json
+import re
 import time
 
 import jax
@@ -85,6 +89,20 @@ def hlo_count(compiled_exe):
     return sum(1 for line in text.splitlines() if " = " in line and not line.lstrip().startswith("//"))
 
 
+def distinct_kernels(compiled_exe):
+    """Distinct fused computations in the optimized HLO (instruction names and metadata ignored)."""
+    bodies, current = set(), None
+    for line in compiled_exe.as_text().splitlines():
+        if re.match(r"^%\S*(fused_computation|wrapped|fusion)\S* ", line) and line.rstrip().endswith("{"):
+            current = []
+        elif line.startswith("}") and current is not None:
+            bodies.add("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(re.sub(r"%[\w.\-]+", "%", re.sub(r", metadata=\{[^}]*\}", "", line)).strip())
+    return len(bodies)
+
+
 def measure(build, pipeline, batch=32, steps=20, options=None):
     keras.utils.set_random_seed(0)
     model, in_shape, classes = build()
@@ -101,6 +119,7 @@ def measure(build, pipeline, batch=32, steps=20, options=None):
     exe = cm.step("train").lower(state, x, y, None).compile()
     out["compile_s"] = time.perf_counter() - start
     out["hlo_instructions"] = hlo_count(exe)
+    out["kernels"] = distinct_kernels(exe)
     mem = exe.memory_analysis()
     if mem is not None:
         out["temp_bytes"] = int(getattr(mem, "temp_size_in_bytes", 0))
@@ -135,7 +154,8 @@ CONFIGS = {   # name -> (pipeline, pass options)
     "baseline": (BASE, None),
     "default": (None, None),
     "+fusion": (BASE + ["fusion"], None),
-    "+scan": (BASE + ["scan_repeated_blocks"], None),
+    # "always": on XLA:CPU the pass's "auto" policy declines (see docs/passes.md); this measures the scan itself
+    "+scan": (BASE + ["scan_repeated_blocks"], {"scan_blocks": "always"}),
     "+fold_bn": (BASE + ["inference_specialization", "fold_batchnorm"], None),
     "+remat": (BASE + ["remat"], None),
     "+bf16": (BASE + ["mixed_precision"], {"dtype_policy": "mixed_bfloat16"}),
@@ -147,7 +167,18 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller deep models")
     ap.add_argument("--json", default=None)
     ap.add_argument("--models", default=None, help="comma-separated subset of the models")
+    ap.add_argument("--configs", default=None, help="comma-separated subset of the configurations (the baseline "
+                                                    "is always measured)")
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved repetitions; numbers are medians")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1; received {args.repeats}.")
+    configs = dict(CONFIGS)
+    if args.configs:
+        unknown = sorted(set(args.configs.split(",")) - set(CONFIGS))
+        if unknown:
+            raise ValueError(f"Unknown configurations {unknown}; expected some of {list(CONFIGS)}.")
+        configs = {k: v for k, v in CONFIGS.items() if k == "baseline" or k in args.configs.split(",")}
     ap_models = args.models.split(",") if args.models else None
     models = {"mnist_mlp": mlp, "toy_resnet": toy_resnet,
               "residual_dense_32": (lambda: residual_dense(8 if args.quick else 32)),
@@ -155,14 +186,20 @@ def main(argv=None):
               "transformer_24": (lambda: transformer(4 if args.quick else 24))}
     if ap_models:
         models = {k: v for k, v in models.items() if k in ap_models}
+    measure(mlp, BASE, steps=2)      # warm-up: the first step a process compiles pays one-time costs
     results = {}
     for mname, build in models.items():
-        for cname, (pipeline, options) in CONFIGS.items():
-            r = measure(build, pipeline, options=options)
+        runs = {cname: [] for cname in configs}
+        for _ in range(args.repeats):
+            for cname, (pipeline, options) in configs.items():
+                runs[cname].append(measure(build, pipeline, options=options))
+        for cname, values in runs.items():
+            r = {k: (float(np.median([v[k] for v in values])) if isinstance(values[0][k], float) else values[0][k])
+                 for k in values[0]}
             results[f"{mname}/{cname}"] = r
             base = results[f"{mname}/baseline"]
             print(f"{mname:18s} {cname:9s} nodes {r['ir_nodes_before']:4d}->{r['ir_nodes_after']:4d}  "
-                  f"hlo {r['hlo_instructions']:6d}  compile {r['compile_s']:6.2f}s "
+                  f"hlo {r['hlo_instructions']:6d}  kernels {r['kernels']:4d}  compile {r['compile_s']:6.2f}s "
                   f"({base['compile_s'] / r['compile_s']:5.2f}x)  step {r['step_ms']:8.2f}ms "
                   f"({r['step_ms'] / base['step_ms']:5.2f}x)  temp {r.get('temp_bytes', 0) / 2**20:7.2f}MiB  "
                   f"predict hlo {r['predict_hlo_instructions']} {r['predict_ms']:.2f}ms "

@@ -1,9 +1,21 @@
-"""Repeated blocks -> one `jax.lax.scan` over stacked weights, so compile time stops growing with depth.
+"""Repeated blocks -> one `jax.lax.scan` over stacked weights (opt-in; decides by itself where it pays).
 
 The graph is cut at the nodes every path to the output goes through (dominators); the pieces between
 consecutive cuts are blocks with one input and one output. A run of at least `min_repeats` consecutive blocks
 with the same structure (same layer classes, configs up to names, shapes, wiring and weight shapes) becomes
 one ScanBlocks node: it stacks each weight across the blocks and scans the first block's layers over them.
+
+When it rewrites (`pass_options={"scan_blocks": ...}`):
+    "auto" (default)  only where it is expected to pay: not on XLA:CPU, and not in train mode;
+    "always"          every run found (tests, and measuring it on a new backend);
+    "never"           report the runs found, change nothing.
+Why "auto" declines (measured, docs/passes.md): the model's state keeps one array per block weight, so each
+step stacks them (one copy of every block weight) and, in train mode, cuts the stacked gradient back into one
+array per block weight. Those cuts are static slices at distinct offsets: XLA compiles each as its own kernel
+(fused into that weight's optimizer update), while the unrolled graph's identical blocks share their kernels.
+So on XLA:CPU the scanned train step compiles slower, not faster, and its steps are slower; convolutions inside
+the loop body also miss XLA:CPU's convolution canonicalization (it rewrites the entry computation only) and
+run on a generic, ~10x slower path.
 """
 import json
 
@@ -19,6 +31,44 @@ from .manager import Pass, PassResult, register
 from .rewrite import redirect
 
 MIN_REPEATS = 3
+POLICIES = ("auto", "always", "never")
+
+
+def _policy(options):
+    policy = options.get("scan_blocks", "auto")
+    if policy not in POLICIES:
+        raise ValueError(f"scan_repeated_blocks: pass_options['scan_blocks'] must be one of {list(POLICIES)}; "
+                         f"received {policy!r}.")
+    return policy
+
+
+def _min_repeats(options, min_repeats):
+    value = min_repeats if min_repeats is not None else options.get("scan_min_repeats", MIN_REPEATS)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"scan_repeated_blocks: scan_min_repeats must be an int; received {value!r}.")
+    if value < 2:
+        raise ValueError(f"scan_repeated_blocks: scan_min_repeats must be at least 2; received {value}.")
+    return value
+
+
+def _backend():
+    return jax.default_backend()
+
+
+def auto_decision(mode, backend):
+    """(apply, reason) for pass_options["scan_blocks"] == "auto"; measurements in docs/passes.md."""
+    if backend == "cpu" and mode == "train":
+        return False, ("not applied on XLA:CPU, where the scanned train step was measured slower to compile and "
+                       "to step (the unrolled blocks share their compiled kernels; the scan adds one per block "
+                       "weight)")
+    if backend == "cpu":
+        return False, ("not applied on XLA:CPU, where the scanned step was measured no faster to compile and "
+                       "slower to run (each call copies every block weight into the stacked arrays)")
+    if mode == "train":
+        return False, ("not applied in train mode: the train state keeps one array per block weight, so each "
+                       "block's gradient is its own slice of the stacked gradient (one XLA kernel per block and "
+                       "weight)")
+    return True, f"applied ({backend}, {mode} mode)"
 
 
 def _cuts(g):
@@ -101,6 +151,20 @@ def _merge_segments(segs):
     return segs[0][0], [n for _, nodes, _ in segs for n in nodes], tuple(s for _, _, s in segs)
 
 
+def _mask_source(layer):
+    """Whether a layer can start a Keras mask (the scanned blocks run without the masks their layers would get)."""
+    if layer is None:
+        return False
+    if getattr(layer, "mask_zero", False) or getattr(layer, "mask", None) is not None:
+        return True
+    cls = type(layer)
+    return cls.compute_mask is not Layer.compute_mask and not cls.__module__.startswith("fncompiler.")
+
+
+def _masks_may_reach(g, start):
+    return any(_mask_source(g.nodes[n].get("layer")) for n in nx.ancestors(g, start) | {start})
+
+
 class ScanBlocks(Layer):
     """Runs `len(blocks)` structurally identical blocks as one lax.scan over their stacked weights."""
 
@@ -113,10 +177,11 @@ class ScanBlocks(Layer):
     def call(self, inputs, training=None):
         from fncompiler.runtime import interpreter
         template_vars = self._vars[0]
+        # one copy of each weight kind per call: the variables are separate arrays, the scan needs them stacked
         stacked = [jnp.stack([block[k].value for block in self._vars]) for k in range(len(template_vars))]
         outer = scope_lib.current()
         base_key = outer.next_rng() if outer is not None else None
-        trainable = [not v.trainable for v in template_vars]
+        traced = {}
 
         def body(carry, xs):
             weights, index = xs
@@ -124,16 +189,18 @@ class ScanBlocks(Layer):
             with scope_lib.StatelessScope({id(v): w for v, w in zip(template_vars, weights)}, training=training,
                                           rng=key) as inner:
                 y, = interpreter.execute(self._template, [carry], training=training)
-            updates = [inner.get(v) for v, nt in zip(template_vars, trainable) if nt]
+            # only the weights the block assigned (e.g. BatchNormalization statistics) come out of the loop
+            assigned = [k for k, v in enumerate(template_vars) if id(v) in inner.updates]
+            traced.update(assigned=assigned, has_losses=bool(inner.losses))
+            updates = [inner.updates[id(template_vars[k])] for k in assigned]
             loss = sum(inner.losses) if inner.losses else jnp.zeros((), jnp.float32)
             return y, (updates, loss)
 
         y, (updates, losses) = jax.lax.scan(body, inputs, (stacked, jnp.arange(len(self._vars))))
-        non_trainable_slots = [k for k, v in enumerate(template_vars) if not v.trainable]
-        for j, k in enumerate(non_trainable_slots):
+        for j, k in enumerate(traced["assigned"]):
             for b, block in enumerate(self._vars):
                 block[k].assign(updates[j][b])
-        if outer is not None and losses.ndim:
+        if outer is not None and traced["has_losses"]:
             outer.losses.append(jnp.sum(losses))
         return y
 
@@ -155,8 +222,13 @@ def _template_graph(g, start, nodes):
     return t
 
 
+def _describe(runs):
+    return ", ".join(f"{len(r)} x {len(r[0][1])} nodes" for r in runs)
+
+
 def run(graph, ctx, min_repeats=None):
-    min_repeats = min_repeats or ctx.options.get("scan_min_repeats", MIN_REPEATS)
+    policy = _policy(ctx.options)
+    min_repeats = _min_repeats(ctx.options, min_repeats)
     cuts = _cuts(graph)
     segments = []
     for a, b in zip(cuts, cuts[1:]):
@@ -164,8 +236,23 @@ def run(graph, ctx, min_repeats=None):
         segments.append((a, nodes, _signature(graph, a, nodes)))
     runs = [[_merge_segments(segments[k:k + p]) for k in range(i, i + r * p, p)]
             for i, p, r in _find_runs([s[2] for s in segments], min_repeats)]
+    masked = [r for r in runs if _masks_may_reach(graph, r[0][0])]
+    runs = [r for r in runs if not any(r is m for m in masked)]
+    skipped = f"; {len(masked)} run(s) left unrolled: a Keras mask may reach them" if masked else ""
+    if not runs:
+        return PassResult(graph, False, "scanned 0 runs of repeated blocks" + skipped)
+    if policy == "never":
+        return PassResult(graph, False, f"found {len(runs)} runs ({_describe(runs)}); not applied "
+                                        f"(scan_blocks='never')" + skipped)
+    if policy == "auto":
+        apply, reason = auto_decision(ctx.mode, _backend())
+        if not apply:
+            return PassResult(graph, False, f"found {len(runs)} runs ({_describe(runs)}); {reason}; "
+                                            f"pass_options={{'scan_blocks': 'always'}} forces it" + skipped)
+    replaced = {}                               # end node of a run already rewritten -> its ScanBlocks node
     for run_ in runs:
         start, first_nodes, _ = run_[0]
+        start = replaced.get(start, start)      # a run may start where the previous one ended
         end = run_[-1][1][-1]
         block_vars = []
         for _, nodes, _ in run_:
@@ -179,9 +266,8 @@ def run(graph, ctx, min_repeats=None):
         graph.add_edge(start, new_id, src_index=0, dst_index=0)
         redirect(graph, end, 0, new_id, 0)
         graph.remove_nodes_from([n for _, nodes, _ in run_ for n in nodes])
-    report = f"scanned {len(runs)} runs of repeated blocks" + (
-        f" ({', '.join(str(len(r)) + ' x ' + str(len(r[0][1])) + ' nodes' for r in runs)})" if runs else "")
-    return PassResult(graph, bool(runs), report)
+        replaced[end] = new_id
+    return PassResult(graph, True, f"scanned {len(runs)} runs of repeated blocks ({_describe(runs)})" + skipped)
 
 
 def ir_slot():
@@ -191,4 +277,4 @@ def ir_slot():
 
 scan_repeated_blocks = register(Pass("scan_repeated_blocks", run, requires=("shape_inference",),
                                      description=__doc__.splitlines()[0],
-    preserves=("shape_inference", "dtype_check")))
+                                     preserves=("shape_inference", "dtype_check")))
