@@ -147,6 +147,16 @@ def measure(build, pipeline, batch=32, steps=20, options=None):
         jax.block_until_ready(pexe(*weights, x))
         times.append(time.perf_counter() - t)
     out["predict_ms"] = float(np.median(times) * 1e3)
+    import os
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:     # the ahead-of-time artifact of this pipeline (weights included)
+        path = os.path.join(tmp, "model.fncx")
+        try:
+            keras.export(pm, path)
+            out["export_bytes"] = os.path.getsize(path)
+        except Exception as exc:                 # noqa: BLE001 - a pass whose graph cannot export: say so
+            out["export_bytes"] = None
+            out["export_error"] = f"{type(exc).__name__}: {exc}"[:200]
     return out
 
 
@@ -203,7 +213,8 @@ def main(argv=None):
                   f"({base['compile_s'] / r['compile_s']:5.2f}x)  step {r['step_ms']:8.2f}ms "
                   f"({r['step_ms'] / base['step_ms']:5.2f}x)  temp {r.get('temp_bytes', 0) / 2**20:7.2f}MiB  "
                   f"predict hlo {r['predict_hlo_instructions']} {r['predict_ms']:.2f}ms "
-                  f"({r['predict_ms'] / base['predict_ms']:5.2f}x)", flush=True)
+                  f"({r['predict_ms'] / base['predict_ms']:5.2f}x)  export "
+                  + (f"{r['export_bytes'] / 1024:.0f}KiB" if r.get("export_bytes") else "failed"), flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"date": time.strftime("%Y-%m-%d"), "jax": jax.__version__, "results": results}, fh, indent=1)
