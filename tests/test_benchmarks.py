@@ -67,3 +67,17 @@ def test_bench_command_runs_the_repository_benchmarks():
     proc = subprocess.run([sys.executable, "-m", "fncompiler", "bench", "fit", "--help"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--quick" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_passes_benchmark_reports_what_fold_batchnorm_changes(tmp_path):
+    out = tmp_path / "passes.json"
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "passes.py"), "--quick", "--models",
+                           "conv_bn_8", "--configs", "+fold_bn", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    base, folded = results["conv_bn_8/baseline"], results["conv_bn_8/+fold_bn"]
+    assert base["predict_ops"].get("BatchNormalization", 0) > 0
+    assert "BatchNormalization" not in folded["predict_ops"]          # folded into the convolutions
+    for r in (base, folded):
+        assert r["export_bytes"] > 0 and r["hlo_instructions"] > 0 and r["kernels"] > 0 and r["compile_s"] > 0
