@@ -168,6 +168,7 @@ class OnlineTuner:
         self._t0 = None
         self._entry = None       # the trial being timed, after its check
         self._rows = None        # the batch size of full batches
+        self._first_arrays = None
 
     # -- what the loop asks ------------------------------------------------------------------------
     @property
@@ -177,7 +178,7 @@ class OnlineTuner:
     def steps_per_execution(self):
         if self.decision is not None:
             return int(self.decision["steps_per_execution"])
-        if self.phase == "start" and self.index == 0:
+        if self.phase in ("start", "lookup") and self.index == 0:
             return 1
         return int(self.trials[self.index]["steps_per_execution"])
 
@@ -288,22 +289,29 @@ class OnlineTuner:
             return self._execute(self.trainer.compiled, state, bx, by, bsw)
         if self.phase == "start":                    # the very first execution: fit's normal first step
             arrays = [a for a in list(bx) + list(by) if a is not None]
-            self.key = signature(self.trainer.model, arrays, self.trainer.cfg) + ("" if self.allow_scan else "-per-step-only")
-            cached = lookup(self.key)
+            self._first_arrays = arrays
             self._rows = int(arrays[0].shape[0]) if arrays else None
             t0 = time.perf_counter()
             state = self._execute(self.reference, state, bx, by, bsw)
+            if len(self.trials) > 1 and self.total_batches is not None:
+                jax.block_until_ready(state)
+                self._first_step_s = time.perf_counter() - t0
+            self.phase = "lookup"                    # (not before: the first step waits for nothing)
+            return state
+        if self.phase == "lookup":
+            self.key = (signature(self.trainer.model, self._first_arrays, self.trainer.cfg)
+                        + ("" if self.allow_scan else "-per-step-only"))
+            self._first_arrays = None
+            cached = lookup(self.key)
             if cached is not None:
                 self.decision = cached
                 self._apply()
-                return state
-            if len(self.trials) == 1 or self.total_batches is None:    # nothing to choose, or no cost model
+            elif len(self.trials) == 1 or self.total_batches is None:     # nothing to choose, or no cost model
                 self._decide(store=False)
-                return state
-            jax.block_until_ready(state)
-            self._first_step_s = time.perf_counter() - t0
-            self._start_timing()
-            return state
+            else:
+                self._start_timing()
+                return self._run(state, bx, by, bsw)
+            return self._execute(self.trainer.compiled, state, bx, by, bsw)
         trial = self.trials[self.index]
         grouped = isinstance(bx, _Group)
         odd = not grouped and bx and int(bx[0].shape[0]) != self._rows       # e.g. the last, partial batch
