@@ -16,7 +16,6 @@ import re
 from typing import Any, NamedTuple
 
 import jax
-import numpy as np
 import jax.numpy as jnp
 import optax
 
@@ -120,8 +119,7 @@ class Optimizer:
         if callable(value):
             raise TypeError(f"set_learning_rate expects a number; received {value!r}.")
         self._learning_rate = value
-        # device_put of a NumPy scalar: a transfer, not an eagerly compiled conversion
-        return state._replace(learning_rate=jax.device_put(np.float32(value)))
+        return state._replace(learning_rate=jnp.asarray(value, jnp.float32))
 
     def iterations(self, state):
         """Host side: number of steps applied, as a Python int."""
