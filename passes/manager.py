@@ -138,7 +138,7 @@ class PassManager:
         ran.append(p.name)
         records.append(PassRecord(p.name, result.changed, result.report, before, graph.number_of_nodes(),
                                   time.perf_counter() - start))
-        stages[p.name] = ir.copy(graph) if result.changed else graph
+        stages[p.name] = ir.copy(graph)    # a snapshot: later passes may rewrite `graph` in place
         if p.analysis:
             valid.add(p.name)
         elif result.changed:
