@@ -608,6 +608,10 @@ def worker_fncompiler(args, result):
     result["steps_per_epoch"] = steps_per_epoch
     result["val_steps_per_epoch"] = val_steps
     result["compile_counts"] = dict(model._trainer.compiled.trace_counts)
+    train_cm = getattr(model._trainer, "train_compiled", None)
+    if train_cm is not None:     # the tuner's XLA options: train steps compiled separately
+        for k, v in train_cm.trace_counts.items():
+            result["compile_counts"][f"{k} (tuned options)"] = v
     if eager:
         result["notes"].append("eager: compile_counts count step calls (nothing is compiled)")
     decision = getattr(model._trainer, "autotune_decision", None)

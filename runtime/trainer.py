@@ -49,6 +49,9 @@ class Trainer:
         self.cfg = cfg
         mode = "eager" if cfg is not None and cfg.run_eagerly else "jit"
         self.compiled = compile_model(model, mode=mode, compile_config=cfg)
+        # The train steps' own CompiledModel when the autotuner chose XLA options for training (they measured
+        # slower for inference, so eval and predict keep `compiled`); None: `compiled`.
+        self.train_compiled = None
         self.opt_state = model.__dict__.pop("_restored_opt_state", None)
         self.rng_state = model.__dict__.pop("_restored_rng_state", None)   # the dropout key carries across fits
         self.rng_seed = None
@@ -61,6 +64,9 @@ class Trainer:
 
     def _device(self, arrays):
         return placement.place_batch(arrays)
+
+    def _train_cm(self):
+        return self.train_compiled or self.compiled
 
     def _variables(self):
         low = self.compiled.lowered("train")
@@ -236,9 +242,9 @@ class Trainer:
                 if tuner is not None:
                     state = tuner.run(state, bx, by, bsw)
                 elif isinstance(bx, _Group):
-                    state = self.compiled.step("train_multi")(state, bx.xs, bx.ys, bx.sws)
+                    state = self._train_cm().step("train_multi")(state, bx.xs, bx.ys, bx.sws)
                 else:
-                    state = self.compiled.step("train")(state, self._device(bx), self._device(by),
+                    state = self._train_cm().step("train")(state, self._device(bx), self._device(by),
                                                         None if bsw is None else placement.place_batch([bsw])[0])
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
@@ -446,7 +452,7 @@ class Trainer:
         self._ensure_resolved()
         xs, ys, sw, _ = self._prepare(x, y, sample_weight)
         state = self._sync_lr(self._start_state())
-        state = self.compiled.step("train")(state, self._device(xs), self._device(ys),
+        state = self._train_cm().step("train")(state, self._device(xs), self._device(ys),
                                             None if sw is None else placement.place_batch([sw])[0])
         logs = self._logs(state[3])
         self._write_back(state)

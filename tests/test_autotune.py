@@ -142,3 +142,28 @@ def test_a_fit_too_short_to_pay_for_tuning_is_not_tuned(fresh_cache, monkeypatch
     assert decision["name"] == "per-step jit" and "not tuned" in decision["report"][0]["note"]
     assert "train_multi" not in model._trainer.compiled.trace_counts
     assert not (fresh_cache / "autotune.json").exists()       # nothing was measured worth remembering
+
+
+def test_xla_options_chosen_for_training_leave_eval_and_predict_alone(monkeypatch):
+    import jax
+    if jax.devices()[0].platform != "cpu":
+        pytest.skip("an XLA:CPU option")
+    option = {"name": "per-step jit + ynn off", "steps_per_execution": 1,
+              "compiler_options": dict(autotune.CPU_CONV_OPTIONS)}
+    monkeypatch.setattr(autotune, "candidates", lambda *a, **k: [
+        {"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {}}, option])
+    monkeypatch.setattr(autotune.OnlineTuner, "MARGIN", 1e9)      # take the candidate whenever it agrees
+    x, y = _data()
+    model = _mlp()
+    reference = _mlp(spe=1)
+    reference.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    trainer = model._trainer
+    assert trainer.autotune_decision["name"] == option["name"]
+    assert trainer.train_compiled.compiler_options == option["compiler_options"]
+    assert trainer.compiled.compiler_options == {}
+    assert trainer.train_compiled.trace_counts["train"] == 1       # the rest of the fit trained with the option
+    model.predict(x[:8], verbose=0)
+    assert trainer.compiled.trace_counts["predict"] == 1 and "predict" not in trainer.train_compiled.trace_counts
+    for a, b in zip(model.get_weights(), reference.get_weights()):    # same training, up to rounding
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
