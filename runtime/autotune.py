@@ -173,10 +173,6 @@ class OnlineTuner:
         self._first_arrays = None
 
     # -- what the loop asks ------------------------------------------------------------------------
-    @property
-    def done(self):
-        return self.decision is not None
-
     def steps_per_execution(self):
         if self.decision is not None:
             return int(self.decision["steps_per_execution"])
@@ -198,12 +194,8 @@ class OnlineTuner:
 
     @staticmethod
     def _execute(cm, state, bx, by, bsw):
-        from .trainer import _Group
-        from . import placement
-        if isinstance(bx, _Group):
-            return cm.step("train_multi")(state, bx.xs, bx.ys, bx.sws)
-        return cm.step("train")(state, placement.place_batch(bx), placement.place_batch(by),
-                                None if bsw is None else placement.place_batch([bsw])[0])
+        from .trainer import run_execution
+        return run_execution(cm, state, bx, by, bsw)
 
     def _reference_execute(self, state, bx, by, bsw):
         """The reference strategy (one step per batch) on an execution, also on a stacked group."""
@@ -345,7 +337,7 @@ class OnlineTuner:
             self._t0 = time.perf_counter()
         state = self._execute(self._cm(trial), state, bx, by, bsw)
         self._timed += self._batches_in(bx)
-        if self._timed >= 2 and self._enough(self._banked + time.perf_counter() - self._t0):
+        if self._enough(self._banked + time.perf_counter() - self._t0):
             jax.block_until_ready(state)
             elapsed = self._banked + time.perf_counter() - self._t0
             if self._enough(elapsed):

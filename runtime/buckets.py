@@ -9,7 +9,7 @@ at its own size, as before.
 """
 import numpy as np
 
-# Built-in layers whose inference output is not computed per sample (none today; listed for new layers).
+# Built-in layer types that may mix samples: Lambda runs user code. Add any new built-in that does.
 _CROSS_SAMPLE = frozenset({"Lambda"})
 
 

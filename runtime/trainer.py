@@ -35,8 +35,13 @@ def _resolve_verbose(verbose):
     return 1 if verbose == "auto" else int(verbose)
 
 
-def _floats(logs):
-    return {k: float(v) for k, v in logs.items()}
+def run_execution(compiled, state, bx, by, bsw):
+    """One execution of `compiled`'s train step: a _Group as one `train_multi` (lax.scan) call, otherwise one
+    batch. The fit loop and the autotuner both train through this."""
+    if isinstance(bx, _Group):
+        return compiled.step("train_multi")(state, bx.xs, bx.ys, bx.sws)
+    return compiled.step("train")(state, placement.place_batch(bx), placement.place_batch(by),
+                                  None if bsw is None else placement.place_batch([bsw])[0])
 
 
 def _ordered(logs):
@@ -241,11 +246,8 @@ class Trainer:
                 cbs.on_train_batch_begin(i)
                 if tuner is not None:
                     state = tuner.run(state, bx, by, bsw)
-                elif isinstance(bx, _Group):
-                    state = self._train_cm().step("train_multi")(state, bx.xs, bx.ys, bx.sws)
                 else:
-                    state = self._train_cm().step("train")(state, self._device(bx), self._device(by),
-                                                        None if bsw is None else placement.place_batch([bsw])[0])
+                    state = run_execution(self._train_cm(), state, bx, by, bsw)
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
                     logs = self._logs(state[3])
@@ -452,8 +454,7 @@ class Trainer:
         self._ensure_resolved()
         xs, ys, sw, _ = self._prepare(x, y, sample_weight)
         state = self._sync_lr(self._start_state())
-        state = self._train_cm().step("train")(state, self._device(xs), self._device(ys),
-                                            None if sw is None else placement.place_batch([sw])[0])
+        state = run_execution(self._train_cm(), state, xs, ys, sw)
         logs = self._logs(state[3])
         self._write_back(state)
         return self._batch_logs(logs, return_dict)
