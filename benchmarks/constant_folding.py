@@ -10,7 +10,9 @@ median predict-step time per batch size (same weights every call, so the residua
 is reported, so a slow moment of a shared machine hits all configurations alike.
 """
 import argparse
+import importlib.util
 import json
+import os
 import platform
 import time
 
@@ -21,6 +23,18 @@ import numpy as np
 import fncompiler as keras
 from fncompiler import layers
 
+
+def _passes_benchmark():
+    """benchmarks/passes.py, loaded by path (a plain `import passes` could find the source tree's passes/)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "passes.py")
+    spec = importlib.util.spec_from_file_location("fncompiler_bench_passes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_PB = _passes_benchmark()
+hlo_count = _PB.hlo_lines
 FOLD = {"fold_weight_expressions": True}
 PREDICT = ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",
            "simplify", "cse"]
@@ -40,13 +54,7 @@ def bn_after_merge(blocks=6, size=16, channels=32):
 
 
 def conv_bn(blocks=8):
-    x = keras.Input(shape=(16, 16, 16))
-    h = x
-    for _ in range(blocks):
-        y = layers.Conv2D(16, 3, padding="same", use_bias=False)(h)
-        y = layers.BatchNormalization()(y)
-        h = layers.add([h, layers.Activation("relu")(y)])
-    return keras.Model(x, layers.Dense(10)(layers.GlobalAveragePooling2D()(h)), name="conv_bn"), (16, 16, 16)
+    return _PB.conv_bn(blocks)[:2]
 
 
 def dense_bn(blocks=8, width=256):
@@ -60,13 +68,7 @@ def dense_bn(blocks=8, width=256):
 
 
 def residual_dense(blocks=32, width=128):
-    x = keras.Input(shape=(width,))
-    h = layers.Dense(width)(x)
-    for _ in range(blocks):
-        y = layers.Dense(width, activation="relu")(h)
-        y = layers.Dense(width)(y)
-        h = layers.add([h, y])
-    return keras.Model(x, layers.Dense(10)(h), name="residual_dense"), (width,)
+    return _PB.residual_dense(blocks, width)[:2]
 
 
 BF16 = {"dtype_policy": "mixed_bfloat16"}
@@ -86,10 +88,6 @@ MODEL_CONFIGS = {"bn_after_merge": ["default", "+fold_weights"],
                  "dense_bn": ["default", "+fold_weights", "+fold_bn", "+fold_bn+fold_weights"],
                  "residual_dense": ["default", "+fold_weights", "+scan", "+scan+fold_weights", "+bf16",
                                     "+bf16+fold_weights"]}
-
-
-def hlo_count(text):
-    return sum(1 for line in text.splitlines() if " = " in line and not line.lstrip().startswith("//"))
 
 
 def randomize(model, seed=0):

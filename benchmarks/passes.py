@@ -84,9 +84,13 @@ def transformer(blocks=24, seq=16, dim=64, heads=4):
     return keras.Model(x, out, name=f"transformer_{blocks}"), (seq, dim), 10
 
 
-def hlo_count(compiled_exe):
-    text = compiled_exe.as_text()
+def hlo_lines(text):
+    """Instructions in HLO / StableHLO text (lines that assign a value)."""
     return sum(1 for line in text.splitlines() if " = " in line and not line.lstrip().startswith("//"))
+
+
+def hlo_count(compiled_exe):
+    return hlo_lines(compiled_exe.as_text())
 
 
 def distinct_kernels(compiled_exe):
