@@ -121,12 +121,20 @@ class CompiledModel:
     __call__ = predict
 
     # -- inspection --------------------------------------------------------------------------------
-    def example_args(self, endpoint, batch_size=1):
+    def example_args(self, endpoint, batch_size=1, input_shapes=None):
+        """Abstract arguments (`jax.ShapeDtypeStruct`s) of the step for `endpoint` at `batch_size`.
+        `input_shapes`: one shape per model input without the batch axis (a list in `model.inputs` order, or a
+        dict by input name), needed where an input has unknown non-batch dimensions (e.g. sequence lengths)."""
         low = self.lowered("predict" if endpoint == "predict" else endpoint)
         specs = [jax.ShapeDtypeStruct((batch_size,) + tuple(s.shape[1:]), s.dtype) for s in low.input_specs]
-        if any(d is None for s in low.input_specs for d in s.shape[1:]):
-            raise ValueError(f"as_text: input shapes {[s.shape for s in low.input_specs]} have unknown non-batch "
-                             "dimensions; pass `input_shapes=` with concrete shapes.")
+        if input_shapes is not None:
+            specs = self._with_input_shapes(low, specs, input_shapes, batch_size)
+        unknown = [s.shape for s in specs if any(d is None for d in s.shape[1:])]
+        if unknown:
+            raise ValueError(f"{endpoint}: input shapes {[tuple(s.shape) for s in low.input_specs]} of model "
+                             f"{self.model.name!r} have unknown non-batch dimensions; pass `input_shapes=` with "
+                             "one concrete shape per input, without the batch axis, e.g. "
+                             f"input_shapes={[tuple(8 if d is None else d for d in s.shape[1:]) for s in low.input_specs]}.")
         tv = [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in low.trainable]
         ntv = [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in low.non_trainable]
         if endpoint == "predict":
@@ -140,14 +148,43 @@ class CompiledModel:
             cfg, 0))
         return (state, specs, ys, None)
 
-    def lower(self, endpoint="predict", batch_size=1):
+    def _with_input_shapes(self, low, specs, input_shapes, batch_size):
+        names = [t.name for t in self.model.inputs]
+        if isinstance(input_shapes, dict):
+            extra = sorted(set(input_shapes) - set(names))
+            if extra:
+                raise ValueError(f"input_shapes names {extra} are not inputs of model {self.model.name!r}; "
+                                 f"its inputs are {names}.")
+            shapes = [input_shapes.get(n) for n in names]
+        else:
+            shapes = list(input_shapes)
+            if len(shapes) == len(specs) and len(specs) == 1 and shapes and not isinstance(shapes[0], (list, tuple)):
+                shapes = [shapes]
+            if len(shapes) != len(specs):
+                raise ValueError(f"input_shapes has {len(shapes)} shapes but model {self.model.name!r} has "
+                                 f"{len(specs)} inputs {names}; pass one shape (without the batch axis) per input.")
+        out = []
+        for name, spec, known, shape in zip(names, specs, low.input_specs, shapes):
+            if shape is None:
+                out.append(spec)
+                continue
+            shape = tuple(shape)
+            declared = tuple(known.shape[1:])
+            if len(shape) != len(declared) or any(d is not None and d != s for d, s in zip(declared, shape)):
+                raise ValueError(f"input_shapes[{name!r}] = {shape} does not fit the input's declared shape "
+                                 f"{declared} (None = any size); give the shape without the batch axis.")
+            out.append(jax.ShapeDtypeStruct((batch_size,) + shape, spec.dtype))
+        return out
+
+    def lower(self, endpoint="predict", batch_size=1, input_shapes=None):
+        """The `jax.stages.Lowered` step for `endpoint` ("predict", "eval" or "train") at `batch_size`."""
         if self.mode == "eager":
             raise ValueError("as_text/lower need mode='jit'; this model was compiled with mode='eager'.")
-        return self.step(endpoint).lower(*self.example_args(endpoint, batch_size))
+        return self.step(endpoint).lower(*self.example_args(endpoint, batch_size, input_shapes))
 
-    def as_text(self, endpoint="predict", batch_size=1):
+    def as_text(self, endpoint="predict", batch_size=1, input_shapes=None):
         """The StableHLO (MLIR text) of the one jitted function for `endpoint`."""
-        return self.lower(endpoint, batch_size).as_text()
+        return self.lower(endpoint, batch_size, input_shapes).as_text()
 
     def records(self, pass_mode="predict"):
         return self._pipeline(pass_mode)[1]

@@ -14,6 +14,7 @@ import numpy as np
 from fncompiler import callbacks as callbacks_lib
 from fncompiler.utils import random as random_utils
 from . import buckets
+from . import host_eval
 from . import data as data_lib
 from . import placement
 from . import steps as steps_lib
@@ -78,17 +79,25 @@ class Trainer:
         return low.trainable, low.non_trainable
 
     def _logs(self, metric_states):
-        """{log name: float} of metric states: one jitted program (compiled once) and one transfer, not an
-        eagerly dispatched (and compiled) primitive per division and comparison."""
+        """{log name: float} of metric states, computed on the host from one transfer of the accumulators
+        (runtime/host_eval.py; a jitted program where that cannot reproduce the metric exactly)."""
         fn = self.__dict__.get("_results_fn")
         if fn is None:
             cfg = self.cfg
-            fn = self._results_fn = jax.jit(lambda states: steps_lib.metric_results(cfg, states))
-        return {k: float(v) for k, v in jax.device_get(fn(metric_states)).items()}
+            fn = self._results_fn = host_eval.HostOrJit(lambda states: steps_lib.metric_results(cfg, states))
+        return {k: float(v) for k, v in jax.device_get(fn(jax.device_get(metric_states))).items()}
+
+    def _fresh_metric_states(self):
+        fn = self.__dict__.get("_metric_init_fn")
+        if fn is None:
+            cfg = self.cfg
+            fn = self._metric_init_fn = host_eval.HostOrJit(lambda: steps_lib.initial_metric_states(cfg))
+        return fn()
 
     def _initial_state(self, tvars, ntvars):
-        """Copies of the weights, the optimizer state, the metric accumulators and the RNG key, built by one
-        jitted program (compiled once per weight signature) instead of a compiled primitive per array."""
+        """Copies of the weights, the optimizer state, the metric accumulators and the RNG key: computed on the
+        host without an XLA compilation where possible (runtime/host_eval.py), else by one jitted program
+        (compiled once per weight signature) rather than a compiled primitive per array."""
         fn = self.__dict__.get("_init_fn")
         if fn is None:
             cfg = self.cfg
@@ -96,7 +105,7 @@ class Trainer:
             def init(trainable, non_trainable, seed):
                 copy = lambda xs: [jnp.array(x, copy=True) for x in xs]      # fresh buffers: the state is donated
                 return steps_lib.initial_train_state(copy(trainable), copy(non_trainable), cfg, seed)
-            fn = self._init_fn = jax.jit(init)
+            fn = self._init_fn = host_eval.HostOrJit(init)
         return fn([v.value for v in tvars], [v.value for v in ntvars], np.int32(self.rng_seed % (2 ** 31)))
 
     def _start_state(self):
@@ -229,7 +238,7 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             state = self._sync_lr(state)
-            state = (state[0], state[1], state[2], steps_lib.initial_metric_states(self.cfg), state[4])
+            state = (state[0], state[1], state[2], self._fresh_metric_states(), state[4])
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
             bar = Progbar(steps, verbose=verbose)
@@ -341,7 +350,7 @@ class Trainer:
     # -- evaluate ----------------------------------------------------------------------------------
     def _evaluate_arrays(self, trainable, non_trainable, xs, ys, sw, batch_size, verbose=0, callbacks=None):
         eval_step = self.compiled.step("eval")
-        states = steps_lib.initial_metric_states(self.cfg)
+        states = self._fresh_metric_states()
         n = data_lib.num_samples(xs)
         steps = math.ceil(n / batch_size)
         bar = Progbar(steps, verbose=verbose)
@@ -371,7 +380,7 @@ class Trainer:
         ntv = placement.place_weights([v.value for v in ntvars], ntvars)
         if data_lib.is_generator_like(x):
             eval_step = self.compiled.step("eval")
-            states = steps_lib.initial_metric_states(self.cfg)
+            states = self._fresh_metric_states()
             for i, bx, by, bsw in self._generator_batches(x, steps):
                 states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
                                    None if bsw is None else placement.place_batch([bsw])[0])
