@@ -62,6 +62,8 @@ def signature(model, batch, compile_config=None):
     if compile_config is not None:
         text += json.dumps(compile_config.get_config(), sort_keys=True, default=repr)
     device = jax.devices()[0]
+    from .compiled import default_compiler_options     # decisions were measured under these options
+    text += json.dumps(default_compiler_options(device.platform), sort_keys=True)
     return hashlib.sha256(f"{text}|{device.platform}|{device.device_kind}".encode()).hexdigest()[:24]
 
 

@@ -252,3 +252,17 @@ class HostOrJit:
                for eqn in closed.jaxpr.eqns):
             return None
         return closed, out_tree
+
+
+def copies(arrays):
+    """Fresh device copies of jax arrays, each on its array's device. Arrays on one CPU device go through NumPy
+    (a memcpy each), which avoids compiling a `copy` program per shape; others (on accelerators, split over
+    devices, or weakly typed) get `jnp.array(a, copy=True)`."""
+    import jax
+    import jax.numpy as jnp
+    arrays = list(arrays)
+    host = all(isinstance(a, jax.Array) and not a.weak_type and len(a.sharding.device_set) == 1
+               and next(iter(a.sharding.device_set)).platform == "cpu" for a in arrays)
+    if host:      # (arrays split over several devices keep their layout through jnp.array)
+        return list(jax.device_put([np.array(a, copy=True) for a in arrays], [a.sharding for a in arrays]))
+    return [jnp.array(a, copy=True) for a in arrays]

@@ -68,20 +68,52 @@ def _layout_of_array(x, replicated):
     return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec))
 
 
+class _OptionsJit:
+    """`jax.jit(fn, compiler_options=options)`, which keeps jit's C++ dispatch; called inside another trace (a
+    user's own `jax.jit` or `jax.grad` around a step), where JAX accepts options only at the top level, it is
+    the same jit without options (the outer program's compilation decides)."""
+
+    def __init__(self, fn, options, **jit_kwargs):
+        self.compiler_options = dict(options)
+        self._top = jax.jit(fn, compiler_options=self.compiler_options, **jit_kwargs)
+        self._nested = jax.jit(fn, **jit_kwargs)
+
+    def __call__(self, *args):
+        try:
+            return self._top(*args)
+        except ValueError as exc:
+            if "top-level" not in str(exc):
+                raise
+        return self._nested(*args)
+
+    def lower(self, *args, **kwargs):
+        return self._top.lower(*args, **kwargs)
+
+    def eval_shape(self, *args, **kwargs):
+        return self._nested.eval_shape(*args, **kwargs)
+
+
+def _jit(fn, donate_argnums=(), compiler_options=None, **jit_kwargs):
+    if donate_argnums:
+        jit_kwargs["donate_argnums"] = tuple(donate_argnums)
+    if not compiler_options:
+        return jax.jit(fn, **jit_kwargs)
+    return _OptionsJit(fn, compiler_options, **jit_kwargs)
+
+
 class _LayoutKeepingJit:
     """`jax.jit(fn, donate_argnums=donate)` whose outputs keep the layout of the donated argument under a
     distribution (Keras's JAX trainer passes `out_shardings` for the same reason): without it XLA picks output
     shardings by propagation, e.g. a replicated bias next to a column-split kernel can come back split, and the
     next step would then see a new input layout (a recompile, and a donated buffer it cannot reuse).
-    With `compiler_options`, each input signature is lowered and compiled once with those XLA options."""
+    `compiler_options` (XLA options) go to every `jax.jit`, so the C++ dispatch path is kept."""
 
     def __init__(self, fn, donate_argnums, compiler_options=None):
         self._fn = fn
         self._donate = tuple(donate_argnums)
-        self._plain = jax.jit(fn, donate_argnums=self._donate)
-        self._by_layout = {}
         self.compiler_options = dict(compiler_options or {})
-        self._executables = {}
+        self._plain = _jit(fn, self._donate, self.compiler_options)
+        self._by_layout = {}
 
     def _jitted(self, args):
         dist = current()
@@ -94,26 +126,13 @@ class _LayoutKeepingJit:
         key = (treedef, tuple(shardings))
         jitted = self._by_layout.get(key)
         if jitted is None:
-            jitted = jax.jit(self._fn, donate_argnums=self._donate,
-                             out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))
+            jitted = _jit(self._fn, self._donate, self.compiler_options,
+                          out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))
             self._by_layout[key] = jitted
         return jitted
 
     def __call__(self, *args):
-        jitted = self._jitted(args)
-        if not self.compiler_options:
-            return jitted(*args)
-        leaves, tree = jax.tree_util.tree_flatten(args)
-        dist = current()
-        replicated = None if dist is None else dist.replicated_sharding()
-        key = (id(jitted), tree, tuple((tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", type(x))),
-                                        None if replicated is None else _layout_of_array(x, replicated))
-                                       for x in leaves))
-        exe = self._executables.get(key)
-        if exe is None:
-            exe = jitted.lower(*args).compile(compiler_options=self.compiler_options)
-            self._executables[key] = exe
-        return exe(*args)
+        return self._jitted(args)(*args)
 
     def lower(self, *args, **kwargs):
         return self._jitted(args).lower(*args, **kwargs)
@@ -126,10 +145,10 @@ def jit_step(fn, donate_argnums=(), compiler_options=None):
     """`jax.jit(fn, donate_argnums=...)` for a step whose output is the new value of its one donated argument
     (train / train_multi: the state; eval: the metric states): under a distribution the output keeps the donated
     argument's shardings (out_shardings = in shardings), so donation and one executable per input signature hold
-    across steps; without a distribution it is the plain jit. `compiler_options`: XLA options, compiled once per
-    input signature (what runtime/compiled.py's OptionJit does)."""
-    if not donate_argnums and not compiler_options:
-        return jax.jit(fn)
+    across steps; without a distribution it is the plain jit. `compiler_options`: XLA options for its
+    compilations (see _OptionsJit)."""
+    if not donate_argnums:
+        return _jit(fn, (), compiler_options)
     return _LayoutKeepingJit(fn, donate_argnums, compiler_options)
 
 

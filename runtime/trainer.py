@@ -142,8 +142,9 @@ class Trainer:
         back in the middle of an epoch, after which training goes on with (and donates) the state."""
         tvars, ntvars = self._variables()
         self._written = {}
-        for v, x in zip(list(tvars) + list(ntvars), list(state[0]) + list(state[1])):
-            v._value = jnp.array(x, copy=True)
+        variables = list(tvars) + list(ntvars)
+        for v, x in zip(variables, host_eval.copies(list(state[0]) + list(state[1]))):
+            v._value = x
             self._written[id(v)] = v._value
         copy = (lambda t: jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), t)) if copy_state else (lambda t: t)
         self.opt_state = copy(state[2])
