@@ -26,9 +26,9 @@ def main(argv=None):
     from .runtime import export as export_cli
     export_cli.configure_parser(sub.add_parser("export", help="print a saved model's StableHLO (--mlir) or write an "
                                                "ahead-of-time artifact (-o FILE); see docs/export.md"))
-    bench = sub.add_parser("bench", help="run a benchmark: fit (default), passes or scaling; further arguments "
+    bench = sub.add_parser("bench", help="run a benchmark: fit (default), passes, scaling, constant_folding or xla_options; further arguments "
                                          "go to it (e.g. `fncompiler bench fit --quick`); see docs/benchmarks.md")
-    bench.add_argument("which", nargs="?", default="fit", choices=("fit", "passes", "scaling", "constant_folding"))
+    bench.add_argument("which", nargs="?", default="fit", choices=("fit", "passes", "scaling", "constant_folding", "xla_options"))
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "bench":
