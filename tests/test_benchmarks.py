@@ -81,3 +81,20 @@ def test_passes_benchmark_reports_what_fold_batchnorm_changes(tmp_path):
     assert "BatchNormalization" not in folded["predict_ops"]          # folded into the convolutions
     for r in (base, folded):
         assert r["export_bytes"] > 0 and r["hlo_instructions"] > 0 and r["kernels"] > 0 and r["compile_s"] > 0
+
+
+def test_xla_options_benchmark_measures_each_option_set(tmp_path):
+    """benchmarks/xla_options.py compiles the MLP's train step under XLA's default and fncompiler's options:
+    every option set gets a fresh compile and a step time, and the JSON records the options used."""
+    out = tmp_path / "xla.json"
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "xla_options.py"), "--models", "mlp",
+                           "--options", "ours,opt0", "--repeats", "1", "--steps", "3", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    res = json.loads(out.read_text())["models"]["mlp"]
+    assert set(res) == {"xla", "ours", "opt0"}              # XLA's default is always the reference
+    assert res["xla"]["options"] == {"xla_backend_optimization_level": 3}
+    assert res["opt0"]["options"] == {"xla_backend_optimization_level": 0}
+    for r in res.values():
+        assert r["compile_s"] > 0.01 and r["step_ms"] > 0     # a real compile each time, not a cache hit
+    assert "| mlp | xla" in proc.stdout
