@@ -22,10 +22,10 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fncompiler import ir
+from . import host_eval
 
 CONV_OPS = {"Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
             "DepthwiseConv2D", "SeparableConv2D", "ConvLSTM2D"}
@@ -111,10 +111,6 @@ def candidates(model, platform, steps_available, allow_scan=True):
     if platform == "cpu" and has_conv:
         out.append({"name": "per-step jit + ynn off", "steps_per_execution": 1, "compiler_options": CPU_CONV_OPTIONS})
     return out
-
-
-def _copy(tree):
-    return jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), tree)
 
 
 def update_mismatch(before, reference, candidate):
@@ -319,8 +315,8 @@ class OnlineTuner:
             entry = dict(trial)
             try:
                 cm = self._cm(trial)
-                before = _copy(state)
-                candidate = self._execute(cm, _copy(state), bx, by, bsw)
+                before = host_eval.copy_tree(state)
+                candidate = self._execute(cm, host_eval.copy_tree(state), bx, by, bsw)
             except Exception as exc:                 # an option this XLA lacks: skip the candidate
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
                 return self._finish_trial(self._reference_execute(state, bx, by, bsw), entry)

@@ -175,8 +175,8 @@ class CompiledModel:
             shapes = [input_shapes.get(n) for n in names]
         else:
             shapes = list(input_shapes)
-            if len(shapes) == len(specs) and len(specs) == 1 and shapes and not isinstance(shapes[0], (list, tuple)):
-                shapes = [shapes]
+            if len(specs) == 1 and shapes and all(isinstance(d, (int, np.integer)) for d in shapes):
+                shapes = [shapes]      # one input's shape given on its own, e.g. input_shapes=(100,)
             if len(shapes) != len(specs):
                 raise ValueError(f"input_shapes has {len(shapes)} shapes but model {self.model.name!r} has "
                                  f"{len(specs)} inputs {names}; pass one shape (without the batch axis) per input.")

@@ -14,10 +14,12 @@ are bit for bit what jax computes op by op (each primitive rounded on its own); 
 `a * b + c` into one rounding, so it can differ in the last bit. The programs this serves do one operation
 per value (copies, zeros, `total / count`).
 """
+import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-__all__ = ["Unsupported", "evaluate"]
+__all__ = ["Unsupported", "evaluate", "HostOrJit", "copies", "copy_tree"]
 
 
 class Unsupported(Exception):
@@ -204,23 +206,24 @@ def evaluate(closed_jaxpr, args):
 
 class HostOrJit:
     """`fn` computed by `evaluate` on the host when the default device is a CPU and its jaxpr allows, else by
-    `jax.jit(fn)`. The jaxpr (or the decision to use jit) is cached per input signature. Outputs are jax
-    arrays on the default device either way (host results are `device_put`, which compiles nothing)."""
+    `jax.jit(fn)`. The jaxpr (or the decision to use jit, taken at the first `Unsupported`) is cached per input
+    signature. With `on_device` (default) outputs are jax arrays on the default device either way (host
+    results are `device_put`, which compiles nothing); without it host results stay NumPy arrays (for values
+    read on the host, such as log lines)."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, on_device=True):
         self.fn = fn
+        self.on_device = on_device
         self._jit = None
         self._plans = {}       # input signature -> (closed jaxpr, out tree) or None (use jit)
         self.host_calls = 0
 
     def _jitted(self):
         if self._jit is None:
-            import jax
             self._jit = jax.jit(self.fn)
         return self._jit
 
     def __call__(self, *args):
-        import jax
         leaves, tree = jax.tree_util.tree_flatten(args)
         key = (tree, tuple((np.shape(a), str(getattr(a, "dtype", type(a)))) for a in leaves))
         plan = self._plans.get(key, False)
@@ -235,10 +238,9 @@ class HostOrJit:
             self._plans[key] = None
             return self._jitted()(*args)
         self.host_calls += 1
-        return jax.tree_util.tree_unflatten(out_tree, jax.device_put(outs))
+        return jax.tree_util.tree_unflatten(out_tree, jax.device_put(outs) if self.on_device else outs)
 
     def _plan(self, args):
-        import jax
         if jax.devices()[0].platform != "cpu":
             return None        # on an accelerator the weights would travel to the host and back
         try:
@@ -248,9 +250,6 @@ class HostOrJit:
         out_leaves, out_tree = jax.tree_util.tree_flatten(shapes)
         if any(getattr(s, "weak_type", False) for s in out_leaves):
             return None        # NumPy results are strongly typed: the next program would see a new signature
-        if any(eqn.primitive.name not in _RULES and eqn.primitive.name not in _NESTED
-               for eqn in closed.jaxpr.eqns):
-            return None
         return closed, out_tree
 
 
@@ -258,11 +257,15 @@ def copies(arrays):
     """Fresh device copies of jax arrays, each on its array's device. Arrays on one CPU device go through NumPy
     (a memcpy each), which avoids compiling a `copy` program per shape; others (on accelerators, split over
     devices, or weakly typed) get `jnp.array(a, copy=True)`."""
-    import jax
-    import jax.numpy as jnp
     arrays = list(arrays)
     host = all(isinstance(a, jax.Array) and not a.weak_type and len(a.sharding.device_set) == 1
                and next(iter(a.sharding.device_set)).platform == "cpu" for a in arrays)
     if host:      # (arrays split over several devices keep their layout through jnp.array)
         return list(jax.device_put([np.array(a, copy=True) for a in arrays], [a.sharding for a in arrays]))
     return [jnp.array(a, copy=True) for a in arrays]
+
+
+def copy_tree(tree):
+    """`copies` of every array in a pytree (e.g. a train state before it is donated)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return jax.tree_util.tree_unflatten(treedef, copies(leaves))

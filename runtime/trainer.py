@@ -61,6 +61,11 @@ class Trainer:
         self.opt_state = model.__dict__.pop("_restored_opt_state", None)
         self.rng_state = model.__dict__.pop("_restored_rng_state", None)   # the dropout key carries across fits
         self.rng_seed = None
+        # The bookkeeping programs around the train step, evaluated on the host where possible (host_eval.py).
+        self._init_fn = host_eval.HostOrJit(self._init_state_fn)
+        self._metric_init_fn = host_eval.HostOrJit(lambda: steps_lib.initial_metric_states(self.cfg))
+        self._results_fn = host_eval.HostOrJit(lambda states: steps_lib.metric_results(self.cfg, states),
+                                               on_device=False)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _ensure_resolved(self):
@@ -81,32 +86,21 @@ class Trainer:
     def _logs(self, metric_states):
         """{log name: float} of metric states, computed on the host from one transfer of the accumulators
         (runtime/host_eval.py; a jitted program where that cannot reproduce the metric exactly)."""
-        fn = self.__dict__.get("_results_fn")
-        if fn is None:
-            cfg = self.cfg
-            fn = self._results_fn = host_eval.HostOrJit(lambda states: steps_lib.metric_results(cfg, states))
-        return {k: float(v) for k, v in jax.device_get(fn(jax.device_get(metric_states))).items()}
+        return {k: float(v) for k, v in jax.device_get(self._results_fn(jax.device_get(metric_states))).items()}
 
     def _fresh_metric_states(self):
-        fn = self.__dict__.get("_metric_init_fn")
-        if fn is None:
-            cfg = self.cfg
-            fn = self._metric_init_fn = host_eval.HostOrJit(lambda: steps_lib.initial_metric_states(cfg))
-        return fn()
+        return self._metric_init_fn()
 
     def _initial_state(self, tvars, ntvars):
         """Copies of the weights, the optimizer state, the metric accumulators and the RNG key: computed on the
         host without an XLA compilation where possible (runtime/host_eval.py), else by one jitted program
         (compiled once per weight signature) rather than a compiled primitive per array."""
-        fn = self.__dict__.get("_init_fn")
-        if fn is None:
-            cfg = self.cfg
+        return self._init_fn([v.value for v in tvars], [v.value for v in ntvars],
+                             np.int32(self.rng_seed % (2 ** 31)))
 
-            def init(trainable, non_trainable, seed):
-                copy = lambda xs: [jnp.array(x, copy=True) for x in xs]      # fresh buffers: the state is donated
-                return steps_lib.initial_train_state(copy(trainable), copy(non_trainable), cfg, seed)
-            fn = self._init_fn = host_eval.HostOrJit(init)
-        return fn([v.value for v in tvars], [v.value for v in ntvars], np.int32(self.rng_seed % (2 ** 31)))
+    def _init_state_fn(self, trainable, non_trainable, seed):
+        copy = lambda xs: [jnp.array(x, copy=True) for x in xs]      # fresh buffers: the state is donated
+        return steps_lib.initial_train_state(copy(trainable), copy(non_trainable), self.cfg, seed)
 
     def _start_state(self):
         tvars, ntvars = self._variables()
@@ -146,7 +140,7 @@ class Trainer:
         for v, x in zip(variables, host_eval.copies(list(state[0]) + list(state[1]))):
             v._value = x
             self._written[id(v)] = v._value
-        copy = (lambda t: jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), t)) if copy_state else (lambda t: t)
+        copy = host_eval.copy_tree if copy_state else (lambda t: t)
         self.opt_state = copy(state[2])
         self.rng_state = copy(state[4])
 

@@ -68,3 +68,12 @@ def test_host_copies_are_fresh_and_keep_device_and_values():
         assert b.dtype == a.dtype and b.shape == a.shape and b.sharding == a.sharding
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
         assert a.unsafe_buffer_pointer() != b.unsafe_buffer_pointer()
+
+
+def test_host_copy_tree_keeps_structure():
+    tree = {"a": [jnp.ones((2,)), jnp.zeros((), jnp.int32)], "b": jnp.arange(3.0)}
+    out = host_eval.copy_tree(tree)
+    assert jax.tree_util.tree_structure(out) == jax.tree_util.tree_structure(tree)
+    for a, b in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(out)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert b.dtype == a.dtype and a.unsafe_buffer_pointer() != b.unsafe_buffer_pointer()

@@ -87,6 +87,9 @@ def test_host_or_jit_falls_back_with_same_values():
     out = exact(X)
     assert isinstance(out, jax.Array) and exact.host_calls == 1
     np.testing.assert_array_equal(np.asarray(out), X * 2.0 + 1.0)
+    on_host = host_eval.HostOrJit(lambda x: x * 2.0 + 1.0, on_device=False)(X)    # values read on the host
+    assert type(on_host) is np.ndarray
+    np.testing.assert_array_equal(on_host, X * 2.0 + 1.0)
 
 
 def _trainer(optimizer, metrics):
@@ -142,7 +145,6 @@ def test_fit_compiles_one_train_program_with_host_state():
     y = np.arange(64) % 3
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   steps_per_execution=1)
-    traces = []
     with jax.log_compiles(True):
         import logging
         records = []

@@ -91,6 +91,31 @@ def test_as_text_is_stablehlo_of_one_function(mlp):
     assert train.count("func.func public @main") == 1 and "stablehlo" in train
 
 
+def test_lower_sequence_model_needs_and_takes_input_shapes():
+    """Inputs with unknown lengths: lowering asks for `input_shapes=` (naming an example), and takes them as a
+    list in input order, a dict by name, or one input's shape on its own; a shape that contradicts the
+    declared one is refused."""
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    tags = keras.Input(shape=(3,), name="tags")
+    h = layers.GlobalAveragePooling1D()(layers.Embedding(20, 4)(tokens))
+    model = keras.Model([tokens, tags], layers.Dense(2)(layers.concatenate([h, tags])))
+    compiled = keras.compile_model(model)
+    with pytest.raises(ValueError, match=r"input_shapes=\[\(8,\), \(3,\)\]"):
+        compiled.as_text("predict", batch_size=2)
+    by_list = compiled.as_text("predict", batch_size=2, input_shapes=[(7,), (3,)])
+    by_name = compiled.as_text("predict", batch_size=2, input_shapes={"tokens": (7,)})
+    assert "tensor<2x7xi32>" in by_list and by_list == by_name
+    with pytest.raises(ValueError, match="does not fit the input's declared shape"):
+        compiled.as_text("predict", input_shapes=[(7,), (4,)])
+    with pytest.raises(ValueError, match=r"not inputs of model"):
+        compiled.as_text("predict", input_shapes={"words": (7,)})
+    with pytest.raises(ValueError, match="2 inputs"):
+        compiled.as_text("predict", input_shapes=[(7,)])
+    single = keras.Model(tokens, h)
+    text = keras.compile_model(single).as_text("predict", batch_size=3, input_shapes=(5,))
+    assert "tensor<3x5xi32>" in text
+
+
 def test_dropout_is_active_only_in_training():
     inp = keras.Input(shape=(1000,))
     out = layers.Dropout(0.5)(inp)
