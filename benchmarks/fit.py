@@ -501,7 +501,7 @@ def worker_fncompiler(args, result):
     import jax
     import jax.numpy as jnp
     import fncompiler as keras
-    from fncompiler.runtime import data as data_lib
+    from fncompiler.runtime import autotune, data as data_lib
     _warm_backend()
     name, config = args.model, args.config
     setup = SETUPS[name]
@@ -608,10 +608,12 @@ def worker_fncompiler(args, result):
     result["steps_per_epoch"] = steps_per_epoch
     result["val_steps_per_epoch"] = val_steps
     result["compile_counts"] = dict(model._trainer.compiled.trace_counts)
-    train_cm = getattr(model._trainer, "train_compiled", None)
-    if train_cm is not None:     # the tuner's XLA options: train steps compiled separately
-        for k, v in train_cm.trace_counts.items():
-            result["compile_counts"][f"{k} (tuned options)"] = v
+    base = model._trainer.compiled      # its counts are the total; the tuner's option variants' share of them:
+    for variant in getattr(base, "_variants", {}).values():
+        extra_options = {k: v for k, v in variant.compiler_options.items() if base.compiler_options.get(k) != v}
+        quick = all(extra_options.get(k) == v for k, v in autotune.QUICK_CPU_OPTIONS.items())
+        label = "quick compile" if quick else "tuned XLA options"
+        result.setdefault("compile_counts_by_options", {})[label] = dict(variant.trace_counts)
     if eager:
         result["notes"].append("eager: compile_counts count step calls (nothing is compiled)")
     decision = getattr(model._trainer, "autotune_decision", None)

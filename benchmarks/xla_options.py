@@ -1,6 +1,6 @@
 """XLA compile options: compile time and step time of each model's train step under each option set.
 
-    python benchmarks/xla_options.py [--models mlp,resnet,ticket,autoencoder] [--options xla,ours,opt0,opt2]
+    python benchmarks/xla_options.py [--models mlp,resnet,ticket,autoencoder] [--options xla,ours,opt0,opt2,...]
                                      [--repeats 3] [--steps 30] [--json out.json]
 
 fncompiler compiles its steps with `default_compiler_options()` (on CPU LLVM's -O1 pipeline instead of XLA's
@@ -27,6 +27,8 @@ OPTIONS = {
     "ours": None,                                      # fncompiler's default_compiler_options()
     "opt0": {"xla_backend_optimization_level": 0},
     "opt2": {"xla_backend_optimization_level": 2},
+    "quick": "first",      # the autotuner's first candidate for the model (fit's first step on CPU), over ours
+    "ynn_off": "conv",     # ours + the autotuner's conv option (autotune.CPU_CONV_OPTIONS)
 }
 # Input shapes without the batch axis where a model's inputs have unknown lengths.
 INPUT_SHAPES = {"ticket": [(12,), (100,), (12,)]}
@@ -44,9 +46,10 @@ def measure(name, option_names, repeats, steps):
     make = lambda: jax.tree_util.tree_map(
         lambda s: np.zeros(s.shape, s.dtype) if isinstance(s, jax.ShapeDtypeStruct) else s, specs)
     rows = {o: {"compile_s": [], "step_ms": []} for o in option_names}
+    resolved = {o: _options(o, model, default_compiler_options()) for o in option_names}
     for r in range(repeats):
         for o in option_names:
-            options = OPTIONS[o] if OPTIONS[o] is not None else default_compiler_options()
+            options = resolved[o]
             jax.clear_caches()          # a fresh compile, not JAX's in-memory executable cache
             t = time.perf_counter()
             exe = lowered.compile(compiler_options=options)
@@ -62,8 +65,21 @@ def measure(name, option_names, repeats, steps):
     out = {}
     for o, v in rows.items():
         out[o] = {"compile_s": float(np.median(v["compile_s"])), "step_ms": float(np.median(v["step_ms"])),
-                  "options": OPTIONS[o] if OPTIONS[o] is not None else default_compiler_options()}
+                  "options": resolved[o]}
     return out
+
+
+def _options(name, model, defaults):
+    """The XLA options of option set `name` for `model`."""
+    from fncompiler.runtime import autotune
+    spec = OPTIONS[name]
+    if spec is None:
+        return dict(defaults)
+    if spec == "first":
+        return {**defaults, **autotune.candidates(model, "cpu", None)[0]["compiler_options"]}
+    if spec == "conv":
+        return {**defaults, **autotune.CPU_CONV_OPTIONS}
+    return dict(spec)
 
 
 def main(argv=None):
@@ -81,16 +97,18 @@ def main(argv=None):
     if "xla" not in option_names:
         option_names.insert(0, "xla")
     report = {"device": str(jax.devices()[0]), "jax": jax.__version__, "models": {}}
-    print(f"| model | options | train step compile s | vs XLA default | step ms | vs XLA default |")
-    print("|---|---|---|---|---|---|")
+    print("| model | options | train step compile s | vs XLA default | vs ours | step ms | vs XLA default "
+          "| vs ours |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in [m for m in args.models.split(",") if m]:
         steps = args.steps if name not in ("resnet", "autoencoder") else max(5, args.steps // 4)
         res = report["models"][name] = measure(name, option_names, args.repeats, steps)
-        base = res["xla"]
+        base, ours = res["xla"], res.get("ours")
+        vs_ours = lambda v, k: f"{v[k] / ours[k]:.2f}x" if ours else "-"
         for o, v in res.items():
             print(f"| {name} | {o} {json.dumps(v['options'])} | {v['compile_s']:.3f} | "
-                  f"{v['compile_s'] / base['compile_s']:.2f}x | {v['step_ms']:.2f} | "
-                  f"{v['step_ms'] / base['step_ms']:.2f}x |", flush=True)
+                  f"{v['compile_s'] / base['compile_s']:.2f}x | {vs_ours(v, 'compile_s')} | {v['step_ms']:.2f} | "
+                  f"{v['step_ms'] / base['step_ms']:.2f}x | {vs_ours(v, 'step_ms')} |", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=1)

@@ -1,20 +1,26 @@
 """The execution-strategy autotuner (`compile(steps_per_execution="auto")`), run online inside `fit`.
 
-Candidates: one jitted step per batch (the reference); N steps as one `lax.scan` over N stacked batches (not
-for convolutional models on XLA:CPU, where a scan of conv gradients measured 7-23x slower); and, on CPU for
-models with convolutions, per-step jit compiled with an XLA:CPU option that measured faster for conv
-gradients. Tuning happens on fit's own batches and state, so nothing is computed twice except one check
-execution per candidate: the reference strategy trains on the first batches (its first step is fit's normal
-first step, so tuning adds nothing to the time to first step) and is timed through fit's real loop (host
-copies and stacking included); then each candidate is compiled, checked once against the reference on the
-same batch(es) from the same state (its weight update must match the reference's to 1e-2 of the update's
-size: comparing weights after many steps rejects correct options, because RMSprop-like updates amplify
-rounding), and timed on the following batches. The fastest correct one (the reference unless a candidate is
-at least 5% faster) is kept for the rest of the fit. XLA options chosen this way apply to the train steps only
-(`Trainer.train_compiled`); eval and predict keep the default compilation (the conv option measured slower for
-inference: ResNet predict at batch 1 0.61 -> 0.87 ms). Decisions are cached per model signature, batch shape
-and device, in memory and in `$FNCOMPILER_CACHE_DIR/autotune.json` (default `~/.cache/fncompiler`), so later
-fits start with the decided strategy.
+Candidates: one jitted step per batch; N steps as one `lax.scan` over N stacked batches (not for
+convolutional models on XLA:CPU, where a scan of conv gradients measured 7-23x slower). On CPU the first
+candidate, the reference, is the per-step jit compiled for a quick start (QUICK_CPU_OPTIONS: XLA's elemental
+emitters instead of its MLIR fusion emitters, which compile one LLVM module per fusion): fit.py's four train
+steps compile in 0.53-0.77x the time and run 1.0-1.3x slower (benchmarks/xla_options.py), so fit's first step
+comes sooner and the tuner decides, on measurements, whether the full compilation pays for the rest of the fit.
+CPU train steps of models with convolutions are compiled with an XLA:CPU option (CPU_CONV_OPTIONS) that
+measured 1.1-2x faster for conv training.
+
+Tuning happens on fit's own batches and state, so nothing is computed twice except one check execution per
+candidate: the first candidate trains on the first batches (its first step is fit's normal first step) and is
+timed through fit's real loop (host copies and stacking included); then each other candidate is compiled,
+checked once against the first on the same batch(es) from the same state (its weight update must match to
+1e-2 of the update's size: comparing weights after many steps rejects correct options, because RMSprop-like
+updates amplify rounding), and timed on the following batches. The fastest correct one (the first unless a
+candidate is at least 5% faster) is kept for the rest of the fit; a fit too short to pay for compiling the
+others keeps the first. XLA options chosen this way apply to the train steps only (`Trainer.train_compiled`);
+eval and predict keep the default compilation (the conv option measured slower for inference: ResNet predict
+at batch 1 0.61 -> 0.87 ms). Decisions are cached per model signature, batch shape and device, in memory and
+in `$FNCOMPILER_CACHE_DIR/autotune.json` (default `~/.cache/fncompiler`); a later fit looks its decision up
+before its first step and starts with the decided strategy (one compilation, no tuning).
 """
 import hashlib
 import json
@@ -30,6 +36,9 @@ from . import host_eval
 CONV_OPS = {"Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
             "DepthwiseConv2D", "SeparableConv2D", "ConvLSTM2D"}
 CPU_CONV_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# The first steps' compilation on CPU: elemental IR emitters, not one MLIR module per fusion (see above).
+QUICK_CPU_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+QUICK = "per-step jit, quick compile"
 SCAN_STEPS = 16
 _MEMORY = {}
 
@@ -101,15 +110,22 @@ def lookup(key):
 
 
 def candidates(model, platform, steps_available, allow_scan=True):
-    """The strategies to try, the reference (per-step jit) first. `steps_available`: batches per epoch (None if
-    unknown, e.g. a generator without steps_per_epoch)."""
-    out = [{"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {}}]
+    """The strategies to try, the reference (the first step's) first. `steps_available`: batches per epoch (None if
+    unknown, e.g. a generator without steps_per_epoch). On CPU the quick-compiling per-step jit comes first."""
     has_conv = any(ir.count_ops(model.graph).get(op) for op in CONV_OPS)
-    enough = steps_available is None or steps_available >= 2 * SCAN_STEPS
-    if allow_scan and enough and not (platform == "cpu" and has_conv):
-        out.append({"name": f"scan x{SCAN_STEPS}", "steps_per_execution": SCAN_STEPS, "compiler_options": {}})
     if platform == "cpu" and has_conv:
-        out.append({"name": "per-step jit + ynn off", "steps_per_execution": 1, "compiler_options": CPU_CONV_OPTIONS})
+        # Conv training on XLA:CPU: the conv option in both (it measured 1.1-2x faster per train step on
+        # fit.py's two conv models; eval and predict keep XLA's default), no scan (7-23x slower).
+        quick = {**QUICK_CPU_OPTIONS, **CPU_CONV_OPTIONS}
+        return [{"name": QUICK, "steps_per_execution": 1, "compiler_options": quick},
+                {"name": "per-step jit + ynn off", "steps_per_execution": 1, "compiler_options": CPU_CONV_OPTIONS}]
+    out = []
+    if platform == "cpu":
+        out.append({"name": QUICK, "steps_per_execution": 1, "compiler_options": dict(QUICK_CPU_OPTIONS)})
+    out.append({"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {}})
+    enough = steps_available is None or steps_available >= 2 * SCAN_STEPS
+    if allow_scan and enough:
+        out.append({"name": f"scan x{SCAN_STEPS}", "steps_per_execution": SCAN_STEPS, "compiler_options": {}})
     return out
 
 
@@ -147,10 +163,11 @@ class OnlineTuner:
         self.total_batches = total_batches     # batches this fit will train on (None: unknown, e.g. a generator)
         self._executed = 0
         self._first_step_s = None
-        self.reference = trainer.compiled
         self.allow_scan = allow_scan
         platform = jax.devices()[0].platform
         self.trials = candidates(trainer.model, platform, steps_available, allow_scan)
+        if total_batches is None:     # a fit of unknown length is not tuned: start with the full compilation
+            self.trials = [t for t in self.trials if t["name"] != QUICK]
         # Each trial times at most about a quarter of an epoch's batches (when the epoch length is known), so
         # tuning ends within the first epoch or two.
         self.max_timed = self.MAX_TIMED_BATCHES
@@ -158,37 +175,46 @@ class OnlineTuner:
             self.max_timed = max(self.MIN_TIMED_BATCHES,
                                  min(self.MAX_TIMED_BATCHES, steps_available // (2 * len(self.trials))))
         self.index = 0
-        self.phase = "start"     # start -> (check) -> timing -> next trial ... -> decided
+        self.phase = "start"     # start -> first -> timing -> (next trial: check -> timing) ... -> decided
         self.decision = None
         self.report = []
         self.key = None
-        self._compiled = {}
         self._timed = 0
         self._banked = 0.0
         self._t0 = None
         self._entry = None       # the trial being timed, after its check
         self._rows = None        # the batch size of full batches
-        self._first_arrays = None
 
     # -- what the loop asks ------------------------------------------------------------------------
     def steps_per_execution(self):
         if self.decision is not None:
             return int(self.decision["steps_per_execution"])
-        if self.phase in ("start", "lookup") and self.index == 0:
+        if self.phase in ("start", "first") and self.index == 0:
             return 1
         return int(self.trials[self.index]["steps_per_execution"])
 
     # -- helpers -----------------------------------------------------------------------------------
     def _cm(self, trial):
-        if not trial["compiler_options"]:
-            return self.reference
-        name = trial["name"]
-        if name not in self._compiled:
-            from .compiled import compile_model
-            t = self.trainer
-            self._compiled[name] = compile_model(t.model, compile_config=t.cfg,
-                                                 compiler_options=trial["compiler_options"])
-        return self._compiled[name]
+        """The trial's CompiledModel: the trainer's own, or its variant with the trial's XLA options (kept by the
+        trainer's CompiledModel, so later fits reuse its compiled steps)."""
+        return self.trainer.compiled.with_options(trial["compiler_options"])
+
+    @property
+    def reference(self):
+        """The reference strategy's program: the first trial's (it trains the first batches)."""
+        return self._cm(self.trials[0])
+
+    def _first_execute(self, state, bx, by, bsw):
+        """The first step, with the first trial's program; if this XLA lacks one of its options (they are
+        debug options, which XLA versions add and drop), that trial is dropped and the next one is the
+        reference."""
+        while True:
+            try:
+                return self._execute(self.reference, state, bx, by, bsw)
+            except Exception as exc:    # noqa: BLE001 - only an unknown XLA option is handled here
+                if "compile option" not in str(exc) or len(self.trials) == 1 or not self.trials[0]["compiler_options"]:
+                    raise
+                self.report.append({**self.trials.pop(0), "error": f"{type(exc).__name__}: {exc}"[:300]})
 
     @staticmethod
     def _execute(cm, state, bx, by, bsw):
@@ -237,7 +263,7 @@ class OnlineTuner:
         if trial is None:
             trial = {"name": self.decision["name"], "compiler_options": self.decision["compiler_options"]}
         cm = self._cm(trial)
-        self.trainer.train_compiled = None if cm is self.reference else cm     # eval / predict keep the reference
+        self.trainer.train_compiled = None if cm is self.trainer.compiled else cm     # eval / predict keep theirs
         self.trainer.autotune_decision = self.decision
 
     def _enough(self, elapsed):
@@ -282,29 +308,31 @@ class OnlineTuner:
             return self._execute(self.trainer._train_cm(), state, bx, by, bsw)
         if self.phase == "start":                    # the very first execution: fit's normal first step
             arrays = [a for a in list(bx) + list(by) if a is not None]
-            self._first_arrays = arrays
             self._rows = int(arrays[0].shape[0]) if arrays else None
-            t0 = time.perf_counter()
-            state = self._execute(self.reference, state, bx, by, bsw)
-            if len(self.trials) > 1 and self.total_batches is not None:
-                jax.block_until_ready(state)
-                self._first_step_s = time.perf_counter() - t0
-            self.phase = "lookup"                    # (not before: the first step waits for nothing)
-            return state
-        if self.phase == "lookup":
-            self.key = (signature(self.trainer.model, self._first_arrays, self.trainer.cfg)
+            self.key = (signature(self.trainer.model, arrays, self.trainer.cfg)
                         + ("" if self.allow_scan else "-per-step-only"))
-            self._first_arrays = None
             cached = lookup(self.key)
-            if cached is not None:
+            if cached is not None:                   # decided by an earlier fit: no tuning
                 self.decision = cached
                 self._apply()
-            elif len(self.trials) == 1 or self.total_batches is None:     # nothing to choose, or no cost model
+                return self._execute(self.trainer._train_cm(), state, bx, by, bsw)
+            t0 = time.perf_counter()
+            state = self._first_execute(state, bx, by, bsw)
+            if len(self.trials) > 1 and self.total_batches is not None:
+                jax.block_until_ready(state)
+                # The cost model's compile time: this first step's, or, when an earlier fit already compiled
+                # its program, that fit's first step (the trainer remembers it).
+                measured = time.perf_counter() - t0
+                self._first_step_s = max(measured, self.trainer.first_step_seconds or 0.0)
+                if self.trainer.first_step_seconds is None:
+                    self.trainer.first_step_seconds = measured
+            self.phase = "first"                     # (not before: the first step waits for nothing)
+            return state
+        if self.phase == "first":
+            if len(self.trials) == 1 or self.total_batches is None:     # nothing to choose, or no cost model
                 self._decide(store=False)
-            else:
-                self._start_timing()
-                return self._run(state, bx, by, bsw)
-            return self._execute(self.trainer._train_cm(), state, bx, by, bsw)
+                return self._execute(self.trainer._train_cm(), state, bx, by, bsw)
+            self._start_timing()
         trial = self.trials[self.index]
         grouped = isinstance(bx, _Group)
         odd = not grouped and bx and int(bx[0].shape[0]) != self._rows       # e.g. the last, partial batch

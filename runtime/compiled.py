@@ -35,6 +35,19 @@ def default_compiler_options(platform=None):
     return dict(DEFAULT_COMPILER_OPTIONS.get(platform, {}))
 
 
+class _VariantCounts(collections.Counter):
+    """An option variant's trace counts, which also count in its base model's `trace_counts` (the base's are the
+    model's total: every program compiled for it, whatever the options)."""
+
+    def __init__(self, base):
+        super().__init__()
+        self._base = base
+
+    def __setitem__(self, key, value):
+        self._base[key] += value - self[key]
+        super().__setitem__(key, value)
+
+
 class CompiledModel:
     def __init__(self, model, mode="jit", passes=None, compile_config=None, verify=False, compiler_options=None,
                  pass_options=None):
@@ -52,6 +65,27 @@ class CompiledModel:
         self.compile_seconds = {}
         self.compiler_options = {**default_compiler_options(), **dict(compiler_options or {})}
         self.pass_options = dict(pass_options or {})
+        self._variants = {}
+
+    def with_options(self, compiler_options):
+        """This model with other XLA options (on top of its own) for its steps: the same passes and lowering
+        (shared, not run again) and its own jitted steps and trace counts (which also count in this model's:
+        `trace_counts` here is the total). Made once per set of options, so a later fit that picks the same
+        options reuses the compiled steps."""
+        options = {**self.compiler_options, **dict(compiler_options or {})}
+        if options == self.compiler_options:
+            return self
+        key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+        variant = self._variants.get(key)
+        if variant is None:
+            variant = CompiledModel(self.model, mode=self.mode, passes=self._custom_passes,
+                                    compile_config=self.compile_config, verify=self.verify,
+                                    pass_options=self.pass_options)
+            variant.compiler_options = options
+            variant._pipelines, variant._lowered = self._pipelines, self._lowered
+            variant.trace_counts = _VariantCounts(self.trace_counts)
+            self._variants[key] = variant
+        return variant
 
     # -- passes and lowering -----------------------------------------------------------------------
     def _pipeline(self, pass_mode):

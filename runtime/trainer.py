@@ -58,6 +58,7 @@ class Trainer:
         # The train steps' own CompiledModel when the autotuner chose XLA options for training (they measured
         # slower for inference, so eval and predict keep `compiled`); None: `compiled`.
         self.train_compiled = None
+        self.first_step_seconds = None     # the first tuned fit's first step (with its compilation): autotune.py
         self.opt_state = model.__dict__.pop("_restored_opt_state", None)
         self.rng_state = model.__dict__.pop("_restored_rng_state", None)   # the dropout key carries across fits
         self.rng_seed = None
@@ -183,6 +184,7 @@ class Trainer:
                                  "validation_data=... instead.")
             source = x
             n = None
+            validation = None
         else:
             xs, ys, sw, n = self._prepare(x, y, sample_weight)
             if not 0.0 <= validation_split < 1.0:

@@ -20,6 +20,24 @@ def fresh_cache(tmp_path, monkeypatch):
     return tmp_path
 
 
+def _on_cpu():
+    import jax
+    return jax.devices()[0].platform == "cpu"
+
+
+def _first_names():
+    """The names the candidate list starts with on this platform (the quick compile first on CPU)."""
+    return [autotune.QUICK, "per-step jit"] if _on_cpu() else ["per-step jit"]
+
+
+def _traces(trainer, endpoint):
+    """How often `endpoint` was traced by the trainer's CompiledModel and all its option variants (the base
+    model's counts include its variants')."""
+    total = trainer.compiled.trace_counts[endpoint]
+    assert total >= sum(v.trace_counts[endpoint] for v in trainer.compiled._variants.values())
+    return total
+
+
 def _data(n=1024, features=20):
     rng = np.random.default_rng(0)
     return rng.random((n, features), dtype=np.float32), rng.integers(0, 3, n)
@@ -57,9 +75,9 @@ def test_auto_trains_like_per_step_and_records_its_measurements(fresh_cache):
     assert h2.history["loss"] == pytest.approx(h1.history["loss"], rel=1e-5)
     decision = model._trainer.autotune_decision
     names = [r["name"] for r in decision["report"]]
-    assert names == ["per-step jit", "scan x16"]            # a dense model on CPU: no conv option
+    assert names == _first_names() + ["scan x16"]            # a dense model: no conv option
     assert all(r["agrees"] and r["seconds_per_batch"] > 0 for r in decision["report"])
-    assert decision["report"][1]["update_mismatch"] < 1e-3
+    assert all(r["update_mismatch"] < 1e-3 for r in decision["report"][1:])
     stored = json.load(open(fresh_cache / "autotune.json"))
     assert list(stored.values())[0]["name"] == decision["name"]
 
@@ -76,13 +94,15 @@ def test_first_step_is_the_reference_and_a_cached_decision_skips_tuning(fresh_ca
     second.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     assert calls == []
     assert second._trainer.autotune_decision["name"] == first._trainer.autotune_decision["name"]
-    counts = second._trainer.compiled.trace_counts
-    if second._trainer.autotune_decision["steps_per_execution"] > 1:
+    # The decision was looked up before the first step: only the decided program was traced.
+    trainer = second._trainer
+    counts = trainer._train_cm().trace_counts
+    if trainer.autotune_decision["steps_per_execution"] > 1:
         # the first batch runs per step (one program), then the scan (one program, whose body traces the
         # step once more: trace_counts["train"] counts that trace too)
-        assert counts["train_multi"] == 1 and counts["train"] == 2
+        assert counts["train_multi"] == 1 and counts["train"] == 2 == _traces(trainer, "train")
     else:
-        assert counts["train"] == 1
+        assert counts["train"] == 1 == _traces(trainer, "train")
 
 
 def test_a_candidate_that_computes_something_else_is_rejected(monkeypatch):
@@ -96,11 +116,12 @@ def test_a_candidate_that_computes_something_else_is_rejected(monkeypatch):
                         lambda *a, **k: [{"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {}},
                                          bogus])
     real_cm = autotune.OnlineTuner._cm
+    made = {}
 
     def cm(self, trial):
         if trial["name"] == "bogus":
             from fncompiler.runtime.compiled import compile_model
-            return self._compiled.setdefault("bogus", compile_model(model, compile_config=wrong._compile_config))
+            return made.setdefault("bogus", compile_model(model, compile_config=wrong._compile_config))
         return real_cm(self, trial)
     monkeypatch.setattr(autotune.OnlineTuner, "_cm", cm)
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
@@ -114,10 +135,14 @@ def test_conv_models_on_cpu_try_the_conv_option_not_the_scan():
     inputs = keras.Input(shape=(8, 8, 1))
     h = layers.Conv2D(4, 3)(inputs)
     model = keras.Model(inputs, layers.Dense(2)(layers.Flatten()(h)))
-    names = [c["name"] for c in autotune.candidates(model, "cpu", 1000)]
-    assert names == ["per-step jit", "per-step jit + ynn off"]
+    cpu = autotune.candidates(model, "cpu", 1000)
+    assert [c["name"] for c in cpu] == [autotune.QUICK, "per-step jit + ynn off"]
+    # the first step compiles quickly, with the conv option that measured faster for conv training
+    assert cpu[0]["compiler_options"] == {**autotune.QUICK_CPU_OPTIONS, **autotune.CPU_CONV_OPTIONS}
     assert [c["name"] for c in autotune.candidates(model, "gpu", 1000)] == ["per-step jit", "scan x16"]
-    assert [c["name"] for c in autotune.candidates(_mlp(), "cpu", 10)] == ["per-step jit"]   # too few batches
+    dense = autotune.candidates(_mlp(), "cpu", 10)      # too few batches for a scan
+    assert [c["name"] for c in dense] == [autotune.QUICK, "per-step jit"]
+    assert dense[0]["compiler_options"] == autotune.QUICK_CPU_OPTIONS
 
 
 def test_per_batch_callbacks_keep_one_step_per_batch():
@@ -140,8 +165,8 @@ def test_a_fit_too_short_to_pay_for_tuning_is_not_tuned(fresh_cache, monkeypatch
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="rmsprop")
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)   # 64 steps of ~0.1 ms: << one compile
     decision = model._trainer.autotune_decision
-    assert decision["name"] == "per-step jit" and "not tuned" in decision["report"][0]["note"]
-    assert "train_multi" not in model._trainer.compiled.trace_counts
+    assert decision["name"] == _first_names()[0] and "not tuned" in decision["report"][0]["note"]
+    assert _traces(model._trainer, "train") == 1 and _traces(model._trainer, "train_multi") == 0
     assert not (fresh_cache / "autotune.json").exists()       # nothing was measured worth remembering
 
 
@@ -169,3 +194,76 @@ def test_xla_options_chosen_for_training_leave_eval_and_predict_alone(monkeypatc
     assert trainer.compiled.trace_counts["predict"] == 1 and "predict" not in trainer.train_compiled.trace_counts
     for a, b in zip(model.get_weights(), reference.get_weights()):    # same training, up to rounding
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_with_options_shares_the_lowering_and_is_made_once():
+    from fncompiler.runtime.compiled import compile_model
+    model = _mlp(spe=1)
+    cm = compile_model(model)
+    quick = cm.with_options(autotune.QUICK_CPU_OPTIONS)
+    assert cm.with_options({}) is cm and cm.with_options(dict(cm.compiler_options)) is cm
+    assert cm.with_options(dict(autotune.QUICK_CPU_OPTIONS)) is quick          # one variant per set of options
+    assert quick.compiler_options == {**default_compiler_options(), **autotune.QUICK_CPU_OPTIONS}
+    assert quick._lowered is cm._lowered and quick._pipelines is cm._pipelines  # passes and lowering run once
+    x = _data(8)[0]
+    expected = cm.predict(x)
+    if _on_cpu():   # the quick compilation computes the same values (elemental emitters vs fusion emitters)
+        np.testing.assert_allclose(np.asarray(quick.predict(x)), np.asarray(expected), rtol=1e-6, atol=1e-6)
+        assert quick.trace_counts["predict"] == 1 and cm.trace_counts["predict"] == 2     # cm's: the total
+
+
+def test_on_cpu_the_first_step_is_the_quick_compilation_and_trains_like_per_step():
+    if not _on_cpu():
+        pytest.skip("the quick compilation is an XLA:CPU option")
+    x, y = _data()
+    reference = _mlp(spe=1)
+    reference.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    model = _mlp()
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    trainer = model._trainer
+    first = trainer.autotune_decision["report"][0]
+    assert first["name"] == autotune.QUICK and first["compiler_options"] == autotune.QUICK_CPU_OPTIONS
+    quick = trainer.compiled.with_options(autotune.QUICK_CPU_OPTIONS)
+    assert quick.trace_counts["train"] == 1                # the first steps' program, traced once
+    counts = trainer.compiled.trace_counts     # all of them: the quick one, then the full compilation's candidates
+    assert counts["train"] == 2 + counts["train_multi"]      # once each (a scan traces the step again as its body)
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_xla_without_the_quick_option_starts_with_the_full_compilation(monkeypatch):
+    if not _on_cpu():
+        pytest.skip("the quick compilation is an XLA:CPU option")
+    monkeypatch.setattr(autotune, "QUICK_CPU_OPTIONS", {"xla_cpu_no_such_option_for_this_test": True})
+    x, y = _data()
+    reference = _mlp(spe=1)
+    reference.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    model = _mlp()
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    report = model._trainer.autotune_decision["report"]
+    assert report[0]["name"] == autotune.QUICK and "compile option" in report[0]["error"]
+    assert report[1]["name"] == "per-step jit" and report[1]["seconds_per_batch"] > 0   # the new reference
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_fit_of_unknown_length_is_not_tuned_and_compiles_fully():
+    x, y = _data(256)
+
+    def batches():
+        for i in range(0, 256, 32):
+            yield x[i:i + 32], y[i:i + 32]
+    model = _mlp()
+    model.fit(batches(), epochs=1, verbose=0)
+    trainer = model._trainer
+    assert trainer.autotune_decision["name"] == "per-step jit"
+    assert trainer.compiled.trace_counts["train"] == 1 and _traces(trainer, "train") == 1
+
+
+def test_repeated_short_fits_reuse_the_first_steps_program(monkeypatch):
+    monkeypatch.setattr(autotune.OnlineTuner, "PAYOFF", 0.25)       # the default: these fits are not tuned
+    x, y = _data(256)
+    model = _mlp()
+    for _ in range(3):
+        model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert _traces(model._trainer, "train") == 1            # one program for the three fits

@@ -41,7 +41,7 @@ def test_fit_benchmark_quick_mlp(tmp_path):
                     "losses", "predict", "peak_rss_mb", "loss_check"):
             assert c.get(key) is not None, (name, key)
         assert len(c["epoch_seconds"]) == mlp["setup"]["epochs"]
-        assert c["compile_counts"]["train"] >= 1
+        assert c["compile_counts"]["train"] >= 1      # fncompiler's: with the tuner's XLA option variants
         for key in ("batch1_predict_ms", "batch1_raw_ms", "batch1_predict_over_raw", "big_predict_samples_per_s",
                     "big_raw_samples_per_s"):
             assert c["predict"][key] > 0, (name, key)
@@ -88,13 +88,17 @@ def test_xla_options_benchmark_measures_each_option_set(tmp_path):
     every option set gets a fresh compile and a step time, and the JSON records the options used."""
     out = tmp_path / "xla.json"
     proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "xla_options.py"), "--models", "mlp",
-                           "--options", "ours,opt0", "--repeats", "1", "--steps", "3", "--json", str(out)],
+                           "--options", "ours,opt0,quick", "--repeats", "1", "--steps", "3", "--json", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     res = json.loads(out.read_text())["models"]["mlp"]
-    assert set(res) == {"xla", "ours", "opt0"}              # XLA's default is always the reference
+    assert set(res) == {"xla", "ours", "opt0", "quick"}      # XLA's default is always the reference
     assert res["xla"]["options"] == {"xla_backend_optimization_level": 3}
     assert res["opt0"]["options"] == {"xla_backend_optimization_level": 0}
+    from fncompiler.runtime import autotune
+    from fncompiler.runtime.compiled import default_compiler_options
+    # "quick": the autotuner's first candidate on CPU (fit's first step), over fncompiler's defaults
+    assert res["quick"]["options"] == {**default_compiler_options("cpu"), **autotune.QUICK_CPU_OPTIONS}
     for r in res.values():
         assert r["compile_s"] > 0.01 and r["step_ms"] > 0     # a real compile each time, not a cache hit
     assert "| mlp | xla" in proc.stdout

@@ -167,6 +167,23 @@ def test_generators_and_validation_data(digits_flat):
         pytest.approx(model.evaluate(xt[:64], yt[:64], verbose=0)[1])
 
 
+def test_a_generator_without_validation_data_trains_like_the_arrays(digits_flat):
+    (x, y), _ = digits_flat
+
+    def batches():
+        for i in range(0, 256, 32):
+            yield x[i:i + 32], y[i:i + 32]
+    from_generator = digits_mlp()
+    from_arrays = digits_mlp()
+    from_arrays.set_weights(from_generator.get_weights())
+    history = from_generator.fit(batches(), epochs=1, verbose=0)
+    expected = from_arrays.fit(x[:256], y[:256], batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+    assert history.history["loss"] == pytest.approx(expected.history["loss"], rel=1e-5)
+    for a, b in zip(from_generator.get_weights(), from_arrays.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_errors_are_clear(digits_flat):
     (x, y), _ = digits_flat
     model = digits_mlp()

@@ -6,7 +6,6 @@ an array can never be larger than the bytes the file really holds, and object dt
 import math
 
 import numpy as np
-from flax import serialization as flax_ser
 
 from .errors import ModelFileError
 
@@ -14,14 +13,21 @@ ALLOWED_DTYPES = {"float16", "bfloat16", "float32", "float64", "int8", "int16", 
                   "uint32", "uint64", "bool"}
 
 
+def _flax():
+    """flax.serialization, imported on first use: importing flax takes ~0.1 s (it loads flax.linen), which a
+    fit that never saves should not pay."""
+    from flax import serialization
+    return serialization
+
+
 def weights_to_bytes(variables):
-    return flax_ser.msgpack_serialize({"paths": [v.path for v in variables],
-                                       "arrays": {str(i): np.asarray(v.value) for i, v in enumerate(variables)}})
+    return _flax().msgpack_serialize({"paths": [v.path for v in variables],
+                                      "arrays": {str(i): np.asarray(v.value) for i, v in enumerate(variables)}})
 
 
 def _restore(data, what):
     try:
-        return flax_ser.msgpack_restore(data)
+        return _flax().msgpack_restore(data)
     except Exception as exc:  # noqa: BLE001 - msgpack/numpy raise many types on corrupt input
         raise ModelFileError(f"{what} is corrupt: {type(exc).__name__}: {exc}") from exc
 
@@ -112,7 +118,7 @@ def read_weights(data, variables, what="weights.msgpack", skip_mismatch=False):
 
 
 def state_to_bytes(state):
-    return flax_ser.msgpack_serialize(flax_ser.to_state_dict(state))
+    return _flax().msgpack_serialize(_flax().to_state_dict(state))
 
 
 def read_state(data, target, what="optimizer.msgpack"):
@@ -124,7 +130,7 @@ def read_state(data, target, what="optimizer.msgpack"):
     import jax
     raw = _restore(data, what)
     try:
-        restored = flax_ser.from_state_dict(target, raw)
+        restored = _flax().from_state_dict(target, raw)
     except Exception as exc:  # noqa: BLE001 - flax raises ValueError/KeyError/TypeError on a mismatched tree
         raise ModelFileError(f"{what} does not match this model's optimizer state: {type(exc).__name__}: {exc}") \
             from exc
