@@ -254,15 +254,27 @@ class HostOrJit:
 
 
 def copies(arrays):
-    """Fresh device copies of jax arrays, each on its array's device. Arrays on one CPU device go through NumPy
-    (a memcpy each), which avoids compiling a `copy` program per shape; others (on accelerators, split over
-    devices, or weakly typed) get `jnp.array(a, copy=True)`."""
+    """Fresh device copies of jax arrays, each on its array's device and as committed to it as the original (a
+    jitted step's cache tells committed from uncommitted arguments: a copy that differs compiles the step again).
+    Arrays on one CPU device go through NumPy (a memcpy each), which avoids compiling a `copy` program per shape;
+    others (on accelerators, split over devices, or weakly typed) get `jnp.array(a, copy=True)`."""
     arrays = list(arrays)
     host = all(isinstance(a, jax.Array) and not a.weak_type and len(a.sharding.device_set) == 1
                and next(iter(a.sharding.device_set)).platform == "cpu" for a in arrays)
-    if host:      # (arrays split over several devices keep their layout through jnp.array)
-        return list(jax.device_put([np.array(a, copy=True) for a in arrays], [a.sharding for a in arrays]))
-    return [jnp.array(a, copy=True) for a in arrays]
+    if not host:      # (arrays split over several devices keep their layout through jnp.array)
+        return [jnp.array(a, copy=True) for a in arrays]
+    out = [None] * len(arrays)
+    committed = [i for i, a in enumerate(arrays) if a.committed]
+    loose = [i for i, a in enumerate(arrays) if not a.committed]
+    if committed:
+        placed = jax.device_put([np.array(arrays[i], copy=True) for i in committed],
+                                [arrays[i].sharding for i in committed])
+        for i, x in zip(committed, placed):
+            out[i] = x
+    if loose:         # uncommitted: on the default device, as jit outputs from uncommitted inputs are
+        for i, x in zip(loose, jax.device_put([np.array(arrays[i], copy=True) for i in loose])):
+            out[i] = x
+    return out
 
 
 def copy_tree(tree):

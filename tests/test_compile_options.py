@@ -70,6 +70,30 @@ def test_host_copies_are_fresh_and_keep_device_and_values():
         assert a.unsafe_buffer_pointer() != b.unsafe_buffer_pointer()
 
 
+def test_host_copies_keep_commitment_so_a_jitted_step_does_not_compile_again():
+    """A jitted step's executable cache tells committed from uncommitted arguments: copies of its own outputs
+    (uncommitted) must stay uncommitted, or the next call compiles the step again (the autotuner timed a compile
+    as step time this way)."""
+    compiles = []
+    step = jax.jit(lambda w, x: (w + x * 2.0, (w * x).sum()))
+    loose = step(jnp.ones(3), jnp.ones(3))[0]               # a step's output: uncommitted
+    placed = jax.device_put(np.ones(3, np.float32), jax.devices()[0])       # committed by the user
+    out = host_eval.copies([loose, placed])
+    assert [a.committed for a in out] == [loose.committed, placed.committed] == [False, True]
+    step(loose, jnp.ones(3))
+    with jax.log_compiles(True):
+        import logging
+        handler = logging.Handler()
+        handler.emit = lambda record: compiles.append(record.getMessage())
+        logger = logging.getLogger("jax")
+        logger.addHandler(handler)
+        try:
+            step(host_eval.copies([loose])[0], jnp.ones(3))
+        finally:
+            logger.removeHandler(handler)
+    assert not [m for m in compiles if "Compiling" in m], compiles
+
+
 def test_host_copy_tree_keeps_structure():
     tree = {"a": [jnp.ones((2,)), jnp.zeros((), jnp.int32)], "b": jnp.arange(3.0)}
     out = host_eval.copy_tree(tree)
