@@ -10,14 +10,21 @@ data: jit compiles one SPMD program for the input shardings it receives (XLA add
 import jax
 
 
+_get_distribution = None
+
+
 def current():
-    """The active distribution, or None."""
-    try:
-        from fncompiler import distribution
-    except ImportError:
-        return None
-    getter = getattr(distribution, "get_distribution", None)
-    return getter() if getter is not None else None
+    """The active distribution, or None. (Asked several times per step and per predict call: the getter is
+    looked up once, not imported each time.)"""
+    global _get_distribution
+    getter = _get_distribution
+    if getter is None:
+        try:
+            from fncompiler.distribution import get_distribution as getter
+        except ImportError:
+            return None
+        _get_distribution = getter
+    return getter()
 
 
 def place_batch(arrays, batch_axis=0):

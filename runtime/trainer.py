@@ -398,9 +398,6 @@ class Trainer:
         low = self.compiled.lowered("predict")
         tv = placement.place_weights([v.value for v in low.trainable], low.trainable)
         ntv = placement.place_weights([v.value for v in low.non_trainable], low.non_trainable)
-        cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model)
-        cbs.on_predict_begin()
-        outs = []
         bucketed = self._bucketed(low)
         cap = batch_size or 32
 
@@ -410,14 +407,19 @@ class Trainer:
             out = step(tv, ntv, self._device(buckets.pad_rows(arrays, size) if size != n else arrays))
             return out if size == n else (out, n)
 
-        if data_lib.is_generator_like(x):
+        xs = None if data_lib.is_generator_like(x) else data_lib.flatten_x(self.model, x)
+        if xs is not None and not callbacks and 0 < data_lib.num_samples(xs) <= cap:
+            return low.pack_outputs(self._to_host([run(xs)])[0])      # one batch: no loop, no progress bar
+        cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model)
+        cbs.on_predict_begin()
+        outs = []
+        if xs is None:
             for i, item in enumerate(x):
                 if steps is not None and i >= steps:
                     break
                 bx, _, _ = data_lib.unpack_batch(item)
                 outs.append(run(data_lib.flatten_x(self.model, bx)))
         else:
-            xs = data_lib.flatten_x(self.model, x)
             n = data_lib.num_samples(xs)
             batch_size = batch_size or 32
             nsteps = math.ceil(n / batch_size)
@@ -431,13 +433,18 @@ class Trainer:
         cbs.on_predict_end()
         if not outs:
             raise ValueError("predict() received no data.")
-        hosts = [[placement.to_host(a) for a in o] if not isinstance(o, tuple)
-                 else [placement.to_host(a)[:o[1]] for a in o[0]] for o in outs]
+        hosts = self._to_host(outs)
         if len(hosts) == 1:
             flat = hosts[0]
         else:
             flat = [np.concatenate([h[k] for h in hosts], axis=0) for k in range(len(hosts[0]))]
         return low.pack_outputs(flat)
+
+    @staticmethod
+    def _to_host(outs):
+        """Each predict execution's outputs as NumPy arrays, without the rows padded up to a bucket."""
+        return [[placement.to_host(a) for a in o] if not isinstance(o, tuple)
+                else [placement.to_host(a)[:o[1]] for a in o[0]] for o in outs]
 
     def _bucketed(self, low):
         """Whether predict pads odd batch sizes to buckets (see runtime/buckets.py): compiled steps, no
