@@ -86,6 +86,24 @@ def timed_calls(fn, n, warmup=1):
     return out
 
 
+def timed_alternating(fns, n, block=20, warmup=1):
+    """Seconds per call of each of `fns` (each blocks until its result is ready), n calls each, taken in
+    alternating blocks of `block` calls: every function samples the same stretches of a noisy machine (short
+    calls on this shared 2-core CPU drift by up to 2x over a few seconds), and each block is still a run of
+    back-to-back calls, as a caller's loop would make them."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    out = [[] for _ in fns]
+    while len(out[0]) < n:
+        for fn, times in zip(fns, out):
+            for _ in range(min(block, n - len(times))):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+    return out
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None

@@ -639,18 +639,21 @@ def worker_fncompiler(args, result):
         nbig = 2 if eager else args.predict_big_calls
         x1 = slice_structure(x, slice(0, 1))
         xbig = tile_structure(x, PREDICT_BIG)
-        b1 = common.timed_calls(lambda: model.predict(x1, verbose=0), n1)
+        model.predict(x1, verbose=0)
         compiled = model._trainer.compiled
         step = compiled.step("predict")
         tv, ntv = compiled.weights("predict")
         xs1 = [jnp.asarray(a) for a in data_lib.flatten_x(model, x1)]
         xsbig = [jnp.asarray(a) for a in data_lib.flatten_x(model, xbig)]
-        raw1 = common.timed_calls(lambda: jax.block_until_ready(step(tv, ntv, xs1)), n1)
-        # what a user's own jitted call costs when it, like predict, takes NumPy and returns NumPy
+        # raw1np: what a user's own jitted call costs when it, like predict, takes NumPy and returns NumPy.
+        # The three are timed in alternating blocks (common.timed_alternating), so each samples the same moments.
         np1 = data_lib.flatten_x(model, x1)
-        raw1np = common.timed_calls(lambda: [np.asarray(o) for o in step(tv, ntv, np1)], n1)
-        big = common.timed_calls(lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0), nbig)
-        rawbig = common.timed_calls(lambda: jax.block_until_ready(step(tv, ntv, xsbig)), nbig)
+        b1, raw1, raw1np = common.timed_alternating(
+            [lambda: model.predict(x1, verbose=0), lambda: jax.block_until_ready(step(tv, ntv, xs1)),
+             lambda: [np.asarray(o) for o in step(tv, ntv, np1)]], n1)
+        big, rawbig = common.timed_alternating(
+            [lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0),
+             lambda: jax.block_until_ready(step(tv, ntv, xsbig))], nbig, block=2)
         result["predict"] = predict_summary(b1, raw1, big, rawbig, n1, nbig)
         m1np = common.median(raw1np)
         result["predict"]["batch1_raw_numpy_ms"] = None if m1np is None else m1np * 1e3
@@ -793,13 +796,14 @@ def worker_jax(args, result):
         predict = hw.make_predict()
         x1 = [jnp.asarray(a[:1]) for a in xs]
         xbig = [jnp.asarray(a) for a in (tile_structure(a, PREDICT_BIG) for a in xs)]
-        raw1 = common.timed_calls(lambda: jax.block_until_ready(predict(params, x1)), args.predict_calls)
-        host1 = common.timed_calls(lambda: [np.asarray(o) for o in predict(params, [a[:1] for a in xs])],
-                                   args.predict_calls)
-        rawbig = common.timed_calls(lambda: jax.block_until_ready(predict(params, xbig)), args.predict_big_calls)
+        host1_x = [a[:1] for a in xs]
+        raw1, host1 = common.timed_alternating([lambda: jax.block_until_ready(predict(params, x1)),
+                                                lambda: [np.asarray(o) for o in predict(params, host1_x)]],
+                                               args.predict_calls)
         xbig_host = [tile_structure(a, PREDICT_BIG) for a in xs]
-        hostbig = common.timed_calls(lambda: [np.asarray(o) for o in predict(params, xbig_host)],
-                                     args.predict_big_calls)
+        rawbig, hostbig = common.timed_alternating([lambda: jax.block_until_ready(predict(params, xbig)),
+                                                    lambda: [np.asarray(o) for o in predict(params, xbig_host)]],
+                                                   args.predict_big_calls, block=2)
         result["predict"] = predict_summary(host1, raw1, hostbig, rawbig, args.predict_calls, args.predict_big_calls)
         result["predict"]["note"] = ("hand-written: 'predict' = NumPy in -> jitted forward -> NumPy out; "
                                      "'raw' = device arrays in, block_until_ready")

@@ -50,9 +50,13 @@ class _VariantCounts(collections.Counter):
 
 class CompiledModel:
     def __init__(self, model, mode="jit", passes=None, compile_config=None, verify=False, compiler_options=None,
-                 pass_options=None):
+                 pass_options=None, autotune=False):
         if mode not in ("jit", "eager"):
             raise ValueError(f"compile_model: mode must be 'jit' or 'eager'; received {mode!r}.")
+        if autotune and mode != "jit":
+            raise ValueError("compile_model: autotune=True chooses XLA options for jitted steps; it needs "
+                             f"mode='jit' (received mode={mode!r}).")
+        self.autotune = bool(autotune)
         self.model = model
         self.mode = mode
         self.compile_config = compile_config
@@ -129,7 +133,17 @@ class CompiledModel:
 
     # -- steps -------------------------------------------------------------------------------------
     def step(self, endpoint):
-        """The (jitted, or eager) step function for "train", "eval" or "predict"."""
+        """The (jitted, or eager) step function for "train", "eval" or "predict". With `autotune=True`, "train" is
+        a `step_tuner.TunedTrainStep`: the step compiled with the XLA options measured fastest for its inputs."""
+        if endpoint == "train" and self.autotune:
+            tuned = self._steps.get("train:tuned")
+            if tuned is None:
+                from .step_tuner import TunedTrainStep
+                tuned = self._steps["train:tuned"] = TunedTrainStep(self)
+            return tuned
+        return self._step(endpoint)
+
+    def _step(self, endpoint):
         if endpoint not in self._steps:
             if endpoint == "predict":
                 low = self.lowered("predict")
@@ -261,7 +275,7 @@ class CompiledModel:
 
 
 def compile_model(model, mode="jit", passes=None, verify=False, compile_config=None, compiler_options=None,
-                  pass_options=None):
+                  pass_options=None, autotune=False):
     """Compile a model: passes over its IR, lowering to pure functions, one jitted step per endpoint.
 
     mode: "jit" (XLA-compiled steps) or "eager" (the same lowered functions run op by op, for comparison).
@@ -271,8 +285,12 @@ def compile_model(model, mode="jit", passes=None, verify=False, compile_config=N
         on top of `default_compiler_options()` (on CPU {"xla_backend_optimization_level": 1}; pass
         {"xla_backend_optimization_level": 3} for XLA's own default, or set FNCOMPILER_XLA_DEFAULTS=0).
     pass_options: options the passes read (e.g. {"remat_policy": "dots_saveable", "scan_min_repeats": 4}).
+    autotune: the train step's XLA options chosen by measurement at its first call per input signature
+        (runtime/step_tuner.py: candidates checked against each other and timed on copies of the caller's state;
+        the decision is cached per model signature and device). `fit` tunes on its own, this is for code that
+        calls `step("train")` itself.
     """
     if compile_config is None:
         compile_config = getattr(model, "_compile_config", None)
     return CompiledModel(model, mode=mode, passes=passes, compile_config=compile_config, verify=verify,
-                         compiler_options=compiler_options, pass_options=pass_options)
+                         compiler_options=compiler_options, pass_options=pass_options, autotune=autotune)
