@@ -351,6 +351,35 @@ def test_time_loop_is_one_scan():
     assert len(j_short.eqns) == len(j_long.eqns)   # no unrolling: the program does not grow with time
 
 
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_inference_projecting_inside_the_loop_matches_numpy(kind, masked, monkeypatch):
+    """Inference on CPU with a large input projection (over UP_FRONT_PROJECTION_MAX_BYTES, here forced to 0)
+    projects each step's input inside the scan: same values as the NumPy loop; training still projects up
+    front (the matmul over all steps stays outside the scan)."""
+    from fncompiler.layers import recurrent
+    if jax.default_backend() != "cpu":
+        pytest.skip("the in-loop projection is a CPU choice")
+    monkeypatch.setattr(recurrent, "UP_FRONT_PROJECTION_MAX_BYTES", 0)
+    rng = np.random.default_rng(7)
+    factory, n_states = KINDS[kind]
+    layer = factory(return_sequences=True)
+    x = rng.normal(size=(B, T, F)).astype("float32")
+    mask = make_mask(rng) if masked else None
+    build(layer)
+    weights = randomize(layer, rng)
+    y = outputs_list(layer(x, mask=mask) if masked else layer(x))
+    seq, _, _ = ref_rnn(ref_step_for(kind, weights), x.astype("float64"), [np.zeros((B, U))] * n_states,
+                        mask=mask)
+    np.testing.assert_allclose(np.asarray(y[0]), seq, atol=ATOL, rtol=1e-4)
+
+    def dots_outside_scan(training):
+        jaxpr = jax.make_jaxpr(lambda a: layer(a, training=training))(x).jaxpr
+        return [e.primitive.name for e in jaxpr.eqns].count("dot_general")
+    assert dots_outside_scan(training=False) == 0
+    assert dots_outside_scan(training=True) == 1
+
+
 # ----------------------------------------------------------------------------- masking through a model
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_embedding_lstm_mask_zero_padding_does_not_change_final_state(go_backwards):
