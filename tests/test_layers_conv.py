@@ -688,3 +688,67 @@ def _count_primitive(jaxpr, name):
             if hasattr(inner, "eqns"):
                 n += _count_primitive(inner, name)
     return n
+
+
+# ------------------------------------------------------------- transposed convolutions padded explicitly
+_TRANSPOSE_CASES = [(3, 1, 1, "valid", None), (3, 2, 1, "valid", None), (3, 2, 1, "same", 1), (4, 3, 1, "valid", 2),
+                    (3, 1, 2, "valid", None), (2, 2, 1, "same", None), (5, 1, 1, "valid", None)]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_explicitly_padded_transpose_matches_lax_conv_transpose(rank, data_format):
+    """`_conv_transpose_padded` (lax.pad for the input dilation and padding, then a 'valid' convolution) computes
+    what lax.conv_transpose(transpose_kernel=True) does: values and both gradients."""
+    import jax
+    from jax import lax
+    from fncompiler.layers import convolutional as C
+    rng = np.random.default_rng(rank)
+    dn = C.dimension_numbers(rank, data_format)
+    for ks, st, dil, padding, outpad in _TRANSPOSE_CASES:
+        spatial = (5,) * rank
+        shape = (2,) + spatial + (3,) if data_format == "channels_last" else (2, 3) + spatial
+        x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+        k = jnp.asarray(rng.normal(size=(ks,) * rank + (4, 3)).astype(np.float32))
+        pads = [C.conv_transpose_padding(ks, st, padding, outpad, dil)] * rank
+        strides, dilation = (st,) * rank, (dil,) * rank
+
+        def ref(x, k):
+            return lax.conv_transpose(x, k, strides=strides, padding=pads, rhs_dilation=dilation,
+                                      dimension_numbers=dn, transpose_kernel=True)
+
+        def got(x, k):
+            return C._conv_transpose_padded(x, k, strides, pads, dilation, rank, data_format)
+        np.testing.assert_allclose(np.asarray(got(x, k)), np.asarray(ref(x, k)), rtol=1e-5, atol=1e-5)
+        loss = lambda f: (lambda x, k: jnp.sum(jnp.sin(f(x, k))))
+        for g_got, g_ref in zip(jax.grad(loss(got), argnums=(0, 1))(x, k), jax.grad(loss(ref), argnums=(0, 1))(x, k)):
+            np.testing.assert_allclose(np.asarray(g_got), np.asarray(g_ref), rtol=1e-4, atol=1e-4)
+
+
+def test_transposed_convolution_pads_explicitly_only_where_it_measured_faster(monkeypatch):
+    import jax
+    from fncompiler.layers import convolutional as C
+    if jax.default_backend() != "cpu":
+        pytest.skip("an XLA:CPU choice")
+    assert C._pad_explicitly([(2, 2), (2, 2)], (3, 3), (1, 1))         # 'valid': k - 1 > half the window
+    assert not C._pad_explicitly([(1, 1), (1, 1)], (3, 3), (1, 1))     # 'same'
+    assert not C._pad_explicitly([(2, 2)], (5,), (1,))
+    assert C._pad_explicitly([(4, 4)], (3,), (2,))                    # dilated window 5: 4 > half of it
+    assert not C._pad_explicitly([(2, 2)], (3,), (2,))
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not C._pad_explicitly([(2, 2), (2, 2)], (3, 3), (1, 1))     # other backends pad in the convolution
+
+
+def test_valid_conv2d_transpose_layer_uses_the_padded_form_and_matches_numpy():
+    import jax
+    layer = Conv2DTranspose(4, 3, padding="valid")
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 3)).astype(np.float32)
+    y = np.asarray(layer(x))
+    k = np.asarray(layer.kernel.value)                   # (3, 3, filters, in)
+    expected = np.zeros((2, 7, 7, 4), np.float32)        # scatter form of the transposed convolution
+    for i in range(5):
+        for j in range(5):
+            expected[:, i:i + 3, j:j + 3, :] += np.einsum("bc,hwfc->bhwf", x[:, i, j, :], k)
+    np.testing.assert_allclose(y, expected + np.asarray(layer.bias.value), rtol=1e-5, atol=1e-5)
+    prims = [e.primitive.name for e in jax.make_jaxpr(lambda a: layer(a))(x).jaxpr.eqns]
+    assert ("pad" in prims) == (jax.default_backend() == "cpu")
