@@ -4,7 +4,7 @@ Candidates: one jitted step per batch; N steps as one `lax.scan` over N stacked 
 convolutional models on XLA:CPU, where a scan of conv gradients measured 7-23x slower). On CPU the first
 candidate, the reference, is the per-step jit compiled for a quick start (QUICK_CPU_OPTIONS: XLA's elemental
 emitters instead of its MLIR fusion emitters, which compile one LLVM module per fusion): fit.py's four train
-steps compile in 0.53-0.77x the time and run 1.0-1.3x slower (benchmarks/xla_options.py), so fit's first step
+steps compile in 0.60-0.78x the time and run 1.0-1.3x slower (benchmarks/xla_options.py), so fit's first step
 comes sooner and the tuner decides, on measurements, whether the full compilation pays for the rest of the fit.
 CPU train steps of models with convolutions are compiled with an XLA:CPU option (CPU_CONV_OPTIONS) that
 measured 1.1-2x faster for conv training.
