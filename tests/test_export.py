@@ -195,6 +195,27 @@ def test_multi_input_multi_output_dict_model(tmp_path):
         np.testing.assert_array_equal(got_list["score"], got["score"])
 
 
+def test_recurrent_and_transposed_conv_models_export_with_a_symbolic_batch(tmp_path, monkeypatch):
+    """Layers that choose their schedule from static sizes (recurrent layers' inference projection, transposed
+    convolutions' padding) also trace with the symbolic batch of an export, and the artifact computes what
+    predict does at every batch size (the in-loop projection forced on for predict: a different schedule, the
+    same values)."""
+    from fncompiler.layers import recurrent
+    keras.utils.set_random_seed(0)
+    seq = keras.Input((10, 8), name="seq")
+    img = keras.Input((5, 5, 3), name="img")
+    h = layers.LSTM(16)(seq)
+    g = layers.GlobalAveragePooling2D()(layers.Conv2DTranspose(4, 3, padding="valid")(img))
+    model = keras.Model([seq, img], layers.Dense(2)(layers.concatenate([h, g])), name="mixed")
+    path = str(tmp_path / "mixed.fnexport")
+    keras.export(model, path)
+    loaded = load_exported(path)
+    monkeypatch.setattr(recurrent, "UP_FRONT_PROJECTION_MAX_BYTES", 0)
+    for n in (1, 9):
+        x = [data(n, 10, 8, seed=n), data(n, 5, 5, 3, seed=n + 1)]
+        np.testing.assert_allclose(np.asarray(loaded(x)), model.predict(x, verbose=0), atol=1e-5, rtol=1e-5)
+
+
 def test_list_outputs_keep_list_structure(tmp_path):
     a = keras.Input((5,), name="a")
     h = layers.Dense(6, name="h")(a)

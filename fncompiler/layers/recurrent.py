@@ -73,7 +73,8 @@ def _deserialize_layer(config, who):
 # the scan. Measured on the ticket model's predict step (benchmarks/fit.py; body LSTM: 100 steps, 64 gate
 # units; 2-core CPU): batch 128 (3.3 MB) 6.1 ms up front vs 7.0 ms in the loop, batch 256 (6.6 MB) 19.2 vs
 # 11.6 ms, batch 1024 80 vs 54 ms; batch 1 0.19 vs 0.29 ms. Training always projects up front (its backward
-# pass needs the projections of every step; measured 1.23x faster for the ticket model).
+# pass needs the projections of every step; measured 1.23x faster for the ticket model), and so do unknown or
+# symbolic sizes (an export's symbolic batch), which cannot be compared with the limit.
 UP_FRONT_PROJECTION_MAX_BYTES = 4 * 2 ** 20
 
 
@@ -81,7 +82,7 @@ def _project_up_front(cell, seq, training):
     if training or jax.default_backend() != "cpu":
         return True
     kernel = getattr(cell, "kernel", None)
-    if kernel is None or any(d is None for d in seq.shape):
+    if kernel is None or not all(isinstance(d, int) for d in seq.shape):    # unknown or symbolic (export) sizes
         return True
     size = seq.shape[0] * seq.shape[1] * kernel.shape[-1] * jnp.dtype(seq.dtype).itemsize
     return size <= UP_FRONT_PROJECTION_MAX_BYTES
