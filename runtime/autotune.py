@@ -85,7 +85,9 @@ def _load():
         return {}
 
 
-def _store(key, decision):
+def store(key, decision):
+    """Remember a decision under `key`: in memory and in the cache file (best effort: a read-only home keeps
+    the in-memory one)."""
     _MEMORY[key] = decision
     path = cache_path()
     try:
@@ -255,7 +257,7 @@ class OnlineTuner:
         self.decision = {"name": chosen["name"], "steps_per_execution": chosen["steps_per_execution"],
                          "compiler_options": chosen["compiler_options"], "report": self.report}
         if self.key is not None and store:     # only real measurements are remembered
-            _store(self.key, self.decision)
+            store(self.key, self.decision)
         self._apply()
 
     def _apply(self):

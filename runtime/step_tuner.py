@@ -98,5 +98,5 @@ class TunedTrainStep:
             if r.get("agrees") and r["seconds_per_call"] < self.MARGIN * best["seconds_per_call"]:
                 best = r
         decision = {"name": best["name"], "compiler_options": best["compiler_options"], "report": report}
-        autotune._store(key, decision)
+        autotune.store(key, decision)
         return decision
