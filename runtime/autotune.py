@@ -247,7 +247,7 @@ class OnlineTuner:
             self._decide()
         return state
 
-    def _decide(self, store=True):
+    def _decide(self, remember=True):
         timed = [r for r in self.report if r.get("agrees") and r.get("seconds_per_batch") is not None]
         best = timed[0] if timed and timed[0]["name"] == self.trials[0]["name"] else None
         for r in timed:
@@ -256,7 +256,7 @@ class OnlineTuner:
         chosen = best or {**self.trials[0]}
         self.decision = {"name": chosen["name"], "steps_per_execution": chosen["steps_per_execution"],
                          "compiler_options": chosen["compiler_options"], "report": self.report}
-        if self.key is not None and store:     # only real measurements are remembered
+        if self.key is not None and remember:     # only real measurements are remembered
             store(self.key, self.decision)
         self._apply()
 
@@ -332,7 +332,7 @@ class OnlineTuner:
             return state
         if self.phase == "first":
             if len(self.trials) == 1 or self.total_batches is None:     # nothing to choose, or no cost model
-                self._decide(store=False)
+                self._decide(remember=False)
                 return self._execute(self.trainer._train_cm(), state, bx, by, bsw)
             self._start_timing()
         trial = self.trials[self.index]
@@ -377,7 +377,7 @@ class OnlineTuner:
                                      f"shorter than compiling the other candidates ({self._first_step_s:.2f} s "
                                      "each): not tuned")
                     self.report.append(entry)
-                    self._decide(store=False)
+                    self._decide(remember=False)
                     return state
                 return self._finish_trial(state, entry)
         return state
