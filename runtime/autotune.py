@@ -131,6 +131,17 @@ def candidates(model, platform, steps_available, allow_scan=True):
     return out
 
 
+def fastest(timed, key, margin):
+    """Of timed, correct candidates (the reference's entry first, when it was timed), the one to keep: the first,
+    unless a later one takes less than `margin` of the time (`entry[key]`) of the best so far. Shared by fit's
+    online tuner and compile_model's step tuner."""
+    best = timed[0]
+    for entry in timed[1:]:
+        if entry[key] < margin * best[key]:
+            best = entry
+    return best
+
+
 def update_mismatch(before, reference, candidate):
     """||candidate update - reference update|| / ||reference update|| over all trainable weights (0 when both
     left the weights unchanged)."""
@@ -249,11 +260,7 @@ class OnlineTuner:
 
     def _decide(self, remember=True):
         timed = [r for r in self.report if r.get("agrees") and r.get("seconds_per_batch") is not None]
-        best = timed[0] if timed and timed[0]["name"] == self.trials[0]["name"] else None
-        for r in timed:
-            if best is None or r["seconds_per_batch"] < self.MARGIN * best["seconds_per_batch"]:
-                best = r
-        chosen = best or {**self.trials[0]}
+        chosen = fastest(timed, "seconds_per_batch", self.MARGIN) if timed else {**self.trials[0]}
         self.decision = {"name": chosen["name"], "steps_per_execution": chosen["steps_per_execution"],
                          "compiler_options": chosen["compiler_options"], "report": self.report}
         if self.key is not None and remember:     # only real measurements are remembered

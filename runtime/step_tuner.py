@@ -93,10 +93,7 @@ class TunedTrainStep:
             jax.block_until_ready(out)
             report.append({**entry, "agrees": True, "seconds_per_call": (time.perf_counter() - t0) / calls,
                            "timed_calls": calls})
-        best = report[0]
-        for r in report[1:]:
-            if r.get("agrees") and r["seconds_per_call"] < self.MARGIN * best["seconds_per_call"]:
-                best = r
+        best = autotune.fastest([r for r in report if r.get("agrees")], "seconds_per_call", self.MARGIN)
         decision = {"name": best["name"], "compiler_options": best["compiler_options"], "report": report}
         autotune.store(key, decision)
         return decision

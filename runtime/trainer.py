@@ -421,10 +421,9 @@ class Trainer:
                 outs.append(run(data_lib.flatten_x(self.model, bx)))
         else:
             n = data_lib.num_samples(xs)
-            batch_size = batch_size or 32
-            nsteps = math.ceil(n / batch_size)
-            bar = Progbar(nsteps, verbose=verbose if n > batch_size else 0)
-            for i, idx in self._batches(n, batch_size, None):
+            nsteps = math.ceil(n / cap)
+            bar = Progbar(nsteps, verbose=verbose if n > cap else 0)
+            for i, idx in self._batches(n, cap, None):
                 outs.append(run(data_lib.take(xs, idx)))
                 cbs.on_predict_batch_end(i, {})
                 if bar.wants_update(i + 1):

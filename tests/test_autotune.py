@@ -63,6 +63,14 @@ def test_update_mismatch_is_relative_to_the_update():
     assert autotune.update_mismatch(before, before, before) == 0.0
 
 
+def test_fastest_keeps_the_reference_unless_a_candidate_beats_the_margin():
+    ref, near, far = {"name": "ref", "t": 1.0}, {"name": "near", "t": 0.96}, {"name": "far", "t": 0.5}
+    assert autotune.fastest([ref, near], "t", 0.95) is ref           # 4% faster: not worth switching
+    assert autotune.fastest([ref, near, far], "t", 0.95) is far
+    assert autotune.fastest([far, ref], "t", 0.95) is far
+    assert autotune.fastest([near], "t", 0.95) is near               # the reference was not timed
+
+
 def test_auto_trains_like_per_step_and_records_its_measurements(fresh_cache):
     x, y = _data()
     reference = _mlp(spe=1)

@@ -14,6 +14,7 @@ convolution whose padding exceeds half its window pads its input with ``lax.pad`
 XLA:CPU's kernel gradient of such a padded convolution measured 6-9x slower). The shape helpers at
 the top (`conv_output_length`, `conv_padding`, ...) are shared with the pooling, spatial and ConvLSTM layers.
 """
+import jax
 from jax import lax
 
 from .. import activations, constraints, initializers, regularizers
@@ -145,7 +146,6 @@ def _pad_explicitly(pads, kernel_size, dilation_rate):
     slow path: (64, 24, 24, 32) -> 16 filters, 3x3, padding 2: 100.6 ms forward + backward, 15.5 ms with the
     input padded first (a 'valid' convolution); with padding <= half the window ('same') the convolution's own
     padding measured as fast or faster (9.9 vs 12.8 ms at padding 1), so it keeps it."""
-    import jax
     if jax.default_backend() != "cpu":
         return False
     return any(max(lo, hi) > ((k - 1) * d) // 2 for (lo, hi), k, d in zip(pads, kernel_size, dilation_rate))
