@@ -49,14 +49,15 @@ def cache_path():
 
 
 def _structure(graph):
-    """The IR's structure without its names: each node's op, config (minus `name`), arguments, inputs (by
-    position) and output specs, in topological order. Two models built alike get the same text."""
+    """The IR's structure without its names: each node's op, config (minus `name` and `seed`: a layer built
+    with seed=None draws one, and neither changes the program's speed), arguments, inputs (by position) and
+    output specs, in topological order. Two models built alike get the same text, in any process."""
     order = ir.topo_order(graph)
     position = {nid: i for i, nid in enumerate(order)}
     lines = []
     for nid in order:
         data = graph.nodes[nid]
-        config = {k: v for k, v in (data.get("config") or {}).items() if k != "name"}
+        config = {k: v for k, v in (data.get("config") or {}).items() if k not in ("name", "seed")}
         inputs = [(position[src], i) for src, i in ir.input_edges(graph, nid)] if data["kind"] != "input" else []
         lines.append(json.dumps([data["op"], config, repr(data.get("arguments")), inputs,
                                  [repr(s) for s in data["output_specs"]]], sort_keys=True, default=repr))

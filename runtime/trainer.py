@@ -17,6 +17,7 @@ from . import buckets
 from . import host_eval
 from . import data as data_lib
 from . import placement
+from . import predict_tuner
 from . import steps as steps_lib
 from .compile_config import CompileConfig
 from .compiled import compile_model
@@ -400,6 +401,9 @@ class Trainer:
         ntv = placement.place_weights([v.value for v in low.non_trainable], low.non_trainable)
         bucketed = self._bucketed(low)
         cap = batch_size or 32
+        tuner = self._predict_tuner()
+        if tuner is not None:
+            step = tuner.run
 
         def run(arrays):
             n = data_lib.num_samples(arrays)
@@ -444,6 +448,17 @@ class Trainer:
         """Each predict execution's outputs as NumPy arrays, without the rows padded up to a bucket."""
         return [[placement.to_host(a) for a in o] if not isinstance(o, tuple)
                 else [placement.to_host(a)[:o[1]] for a in o[0]] for o in outs]
+
+    def _predict_tuner(self):
+        """predict's XLA-option tuner (runtime/predict_tuner.py), or None: not jitted, distributed, a fixed
+        steps_per_execution (the autotuner is off), or nothing to choose from."""
+        if (self.compiled.mode != "jit" or placement.current() is not None
+                or (self.cfg is not None and self.cfg.steps_per_execution != "auto")):
+            return None
+        tuner = self.__dict__.get("predict_tuner")
+        if tuner is None:
+            tuner = self.predict_tuner = predict_tuner.PredictTuner(self.compiled)
+        return tuner if tuner.active else None
 
     def _bucketed(self, low):
         """Whether predict pads odd batch sizes to buckets (see runtime/buckets.py): compiled steps, no

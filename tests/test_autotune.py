@@ -275,3 +275,19 @@ def test_repeated_short_fits_reuse_the_first_steps_program(monkeypatch):
     for _ in range(3):
         model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
     assert _traces(model._trainer, "train") == 1            # one program for the three fits
+
+
+def test_signature_ignores_names_and_drawn_seeds():
+    """Two models built alike share decisions: a Dropout built with seed=None draws its own seed (in its config),
+    which must not change the key (it did, so a ResNet with dropout was tuned again in every process)."""
+    def build(units):
+        inputs = keras.Input(shape=(20,))
+        h = layers.Dropout(0.5)(layers.Dense(units)(inputs))
+        return keras.Model(inputs, layers.Dense(3)(h))
+    a, b = build(16), build(16)
+    seeds = {layer.get_config()["seed"] for m in (a, b) for layer in m.layers if isinstance(layer, layers.Dropout)}
+    assert len(seeds) == 2          # the premise: two different drawn seeds
+    batch = [np.zeros((8, 20), np.float32)]
+    assert autotune.signature(a, batch) == autotune.signature(b, batch)
+    assert autotune.signature(a, batch) != autotune.signature(build(17), batch)
+    assert autotune.signature(a, batch) != autotune.signature(a, [np.zeros((9, 20), np.float32)])

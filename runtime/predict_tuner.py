@@ -1,0 +1,180 @@
+"""Predict's XLA options, chosen per batch shape by measurement while `predict` runs.
+
+Which XLA:CPU convolution path is fastest for inference depends on the batch size, and not monotonically:
+the toy ResNet's predict step with the conv option (autotune.CPU_CONV_OPTIONS) against XLA's default took
+0.59x the time at batch 32, 1.13x at 64, 1.26x at 128 and 0.90x at 1024 (benchmarks/xla_options.py
+--predict). No fixed rule gets all of these right; a measurement does.
+
+Tuning is tiered, as in a JIT: a batch shape that predict runs rarely is never tuned. Each shape (a bucket,
+runtime/buckets.py) first runs the model's own program; its first call (compilation included) is timed, then
+its calls are timed until they add up to PAYBACK x that first call. Then the shape is hot: the next call runs
+the model's program and each candidate on the same batch and checks the candidate's outputs against the
+model's (np.allclose with rtol=RTOL); the agreeing candidates and the model's program then take turns on the
+following calls (each call computes the user's batch, so timing wastes nothing) until each has MIN_CALLS
+calls over MIN_SECONDS, and the fastest is kept (a candidate must take < MARGIN of the model's time,
+median per call). Tuning thus costs at most about one compilation per candidate for a shape that has already
+run PAYBACK x as long as one, and nothing for other shapes or models without candidates.
+
+Decisions are cached like fit's (autotune.store / lookup, key suffix "-predict"), so a later process compiles
+only the chosen program. A cached decision is used only if its options are one of the current candidates'.
+Only predict is tuned, and only with `compile(steps_per_execution="auto")` (the default) or an uncompiled
+model: a fixed steps_per_execution turns the autotuner off.
+"""
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from fncompiler import ir
+from . import autotune
+
+
+def candidates(model, platform):
+    """The XLA option sets to try for the predict step, the model's own first."""
+    out = [{"name": "default options", "compiler_options": {}}]
+    if platform == "cpu" and any(ir.count_ops(model.graph).get(op) for op in autotune.CONV_OPS):
+        out.append({"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
+    return out
+
+
+def outputs_agree(reference, candidate, rtol):
+    """Whether every candidate output is within `rtol` of the reference (relative to the reference output's
+    largest magnitude, so outputs near zero do not fail on rounding), with NaNs in the same places."""
+    for r, c in zip(reference, candidate):
+        r, c = np.asarray(r), np.asarray(c)
+        if r.shape != c.shape:
+            return False
+        if not np.issubdtype(r.dtype, np.inexact):
+            if not np.array_equal(r, c):
+                return False
+            continue
+        finite = np.isfinite(r)
+        scale = float(np.max(np.abs(r[finite]))) if finite.any() else 0.0
+        if not np.allclose(c, r, rtol=rtol, atol=rtol * scale, equal_nan=True):
+            return False
+    return True
+
+
+class _Shape:
+    """One batch shape's tuning state."""
+
+    def __init__(self, key):
+        self.key = key
+        self.phase = "first"     # first -> count -> check -> compare -> decided
+        self.first_s = None      # the first call's seconds (its compilation included)
+        self.counted_s = 0.0
+        self.counted = 0
+        self.contenders = []     # [entry] taking turns in "compare", the model's own program first
+        self.turn = 0
+        self.report = []
+        self.decision = None
+        self.step = None         # the decided program
+
+
+class PredictTuner:
+    """Runs predict's step for a batch of device arrays with the XLA options chosen for its shape (see the module
+    docstring). `active` is False when there is nothing to choose from (then the trainer calls its step itself)."""
+
+    PAYBACK = 2.0
+    MIN_COUNTED_CALLS = 2
+    MIN_CALLS = 3
+    MIN_SECONDS = 0.05
+    MAX_CALLS = 64
+    MARGIN = autotune.OnlineTuner.MARGIN
+    RTOL = 1e-3
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.trials = candidates(compiled.model, jax.devices()[0].platform)
+        self.shapes = {}
+
+    @property
+    def active(self):
+        return len(self.trials) > 1
+
+    def decisions(self):
+        """{((shape, dtype), ...): decision} for the shapes decided so far."""
+        return {sig: s.decision for sig, s in self.shapes.items() if s.decision is not None}
+
+    def _step(self, trial):
+        return self.compiled.with_options(trial["compiler_options"])._step("predict")
+
+    def run(self, tv, ntv, batch):
+        sig = tuple((tuple(a.shape), str(a.dtype)) for a in batch)
+        shape = self.shapes.get(sig)
+        if shape is None:
+            shape = self.shapes[sig] = self._start(batch)
+        if shape.step is not None:
+            return shape.step(tv, ntv, batch)
+        return self._tune(shape, tv, ntv, batch)
+
+    def _start(self, batch):
+        shape = _Shape(autotune.signature(self.compiled.model, batch) + "-predict")
+        cached = autotune.lookup(shape.key)
+        if cached is not None:
+            trial = next((t for t in self.trials if t["compiler_options"] == cached.get("compiler_options")), None)
+            if trial is not None:      # (a decision for options this tuner would not try is ignored)
+                self._decide(shape, {**cached, "name": trial["name"]}, trial, remember=False)
+        return shape
+
+    def _decide(self, shape, decision, trial, remember=True):
+        shape.decision = decision
+        shape.step = self._step(trial)
+        shape.phase = "decided"
+        if remember:
+            autotune.store(shape.key, decision)
+
+    @staticmethod
+    def _timed(step, tv, ntv, batch):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(step(tv, ntv, batch))
+        return out, time.perf_counter() - t0
+
+    def _tune(self, shape, tv, ntv, batch):
+        reference = self.trials[0]
+        if shape.phase in ("first", "count"):
+            out, seconds = self._timed(self._step(reference), tv, ntv, batch)
+            if shape.phase == "first":
+                shape.first_s, shape.phase = seconds, "count"
+            else:
+                shape.counted_s += seconds
+                shape.counted += 1
+                if shape.counted >= self.MIN_COUNTED_CALLS and shape.counted_s >= self.PAYBACK * shape.first_s:
+                    shape.phase = "check"     # hot: the next call checks the candidates
+            return out
+        if shape.phase == "check":
+            out = jax.block_until_ready(self._step(reference)(tv, ntv, batch))
+            shape.contenders = [{**reference, "times": []}]
+            for trial in self.trials[1:]:
+                entry = dict(trial)
+                try:
+                    got = jax.block_until_ready(self._step(trial)(tv, ntv, batch))
+                except Exception as exc:   # noqa: BLE001 - an option this XLA lacks: skip the candidate
+                    shape.report.append({**entry, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                    continue
+                if outputs_agree(out, got, self.RTOL):
+                    shape.contenders.append({**entry, "agrees": True, "times": []})
+                else:
+                    shape.report.append({**entry, "agrees": False})
+            if len(shape.contenders) == 1:
+                self._decide(shape, {**reference, "report": shape.report}, reference)
+            else:
+                shape.phase = "compare"
+            return out
+        # compare: the contenders take turns on the caller's batches
+        entry = shape.contenders[shape.turn % len(shape.contenders)]
+        shape.turn += 1
+        out, seconds = self._timed(self._step(entry), tv, ntv, batch)
+        entry["times"].append(seconds)
+        if all(len(e["times"]) >= self.MAX_CALLS
+               or (len(e["times"]) >= self.MIN_CALLS and sum(e["times"]) >= self.MIN_SECONDS)
+               for e in shape.contenders):
+            timed = [{k: v for k, v in e.items() if k != "times"}
+                     | {"seconds_per_call": statistics.median(e["times"]), "timed_calls": len(e["times"])}
+                     for e in shape.contenders]
+            best = autotune.fastest(timed, "seconds_per_call", self.MARGIN)
+            trial = next(t for t in self.trials if t["name"] == best["name"])
+            self._decide(shape, {"name": best["name"], "compiler_options": best["compiler_options"],
+                                 "report": timed + shape.report}, trial)
+        return out

@@ -1,0 +1,170 @@
+"""predict's XLA-option tuner (runtime/predict_tuner.py): a batch shape is tuned only once it is hot, every
+candidate's outputs are checked against the model's own program on the caller's batch, the decision is kept per
+shape and cached, and predict's results are the model's results throughout."""
+import jax
+import numpy as np
+import pytest
+
+import fncompiler as keras
+from fncompiler import layers
+from fncompiler.runtime import autotune, predict_tuner
+
+pytestmark = pytest.mark.skipif(jax.devices()[0].platform != "cpu",
+                                reason="the candidates (a conv option) are XLA:CPU's")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FNCOMPILER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(autotune, "_MEMORY", {})
+    return tmp_path
+
+
+@pytest.fixture
+def eager_tuning(monkeypatch):
+    """Tune at the second call of a shape and time each contender for 3 calls."""
+    monkeypatch.setattr(predict_tuner.PredictTuner, "PAYBACK", 0.0)
+    monkeypatch.setattr(predict_tuner.PredictTuner, "MIN_COUNTED_CALLS", 1)
+    monkeypatch.setattr(predict_tuner.PredictTuner, "MIN_SECONDS", 0.0)
+
+
+def _conv_model(spe="auto", compile=True):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(8, 8, 3))
+    h = layers.Conv2D(4, 3, activation="relu")(inputs)
+    h = layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inputs, layers.Dense(2)(h))
+    if compile:
+        model.compile(loss="mse", optimizer="sgd", steps_per_execution=spe)
+    return model
+
+
+def _reference(model, x):
+    """The model's forward pass in NumPy: valid 3x3 conv + bias + relu, spatial mean, dense."""
+    k, b, w, c = model.get_weights()
+    windows = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(1, 2))   # (n, 6, 6, 3, 3, 3)
+    h = np.maximum(np.einsum("nhwcij,ijcf->nhwf", windows, k) + b, 0.0)
+    return h.mean(axis=(1, 2)) @ w + c
+
+
+def _x(n=16, seed=0):
+    return np.random.default_rng(seed).random((n, 8, 8, 3), dtype=np.float32)
+
+
+def test_outputs_agree_is_relative_to_the_output_scale():
+    r = [np.array([100.0, 1e-6, -3.0], np.float32)]
+    assert predict_tuner.outputs_agree(r, [r[0] + 0.05], 1e-3)            # 5e-4 of the largest magnitude
+    assert not predict_tuner.outputs_agree(r, [r[0] + 0.5], 1e-3)
+    assert not predict_tuner.outputs_agree(r, [r[0][:2]], 1e-3)           # another shape
+    nan = [np.array([np.nan, 1.0])]
+    assert predict_tuner.outputs_agree(nan, [np.array([np.nan, 1.0])], 1e-3)
+    assert not predict_tuner.outputs_agree(nan, [np.array([0.0, 1.0])], 1e-3)
+    assert not predict_tuner.outputs_agree([np.array([1, 2])], [np.array([1, 3])], 1e-3)   # integers: exact
+
+
+def test_a_hot_shape_is_tuned_checked_decided_and_cached(eager_tuning):
+    model = _conv_model()
+    x = _x()
+    expected = _reference(model, x)
+    for _ in range(12):          # first, counted, check, 2 x 3 compared, then decided
+        np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), expected, rtol=1e-4, atol=1e-5)
+    tuner = model._trainer.predict_tuner
+    decision = tuner.decisions()[(((16, 8, 8, 3), "float32"),)]
+    names = {t["name"] for t in tuner.trials}
+    assert decision["name"] in names
+    timed = [r for r in decision["report"] if "seconds_per_call" in r]
+    assert [r["name"] for r in timed] == [t["name"] for t in tuner.trials]
+    assert all(r["timed_calls"] >= tuner.MIN_CALLS for r in timed)
+    # One program per candidate, each traced once for the shape; the base counts include the variants'.
+    assert model._trainer.compiled.trace_counts["predict"] == 2
+    # Another model built alike (another process, in effect) looks the decision up: one program, no tuning.
+    again = _conv_model()
+    again.set_weights(model.get_weights())
+    for _ in range(4):
+        np.testing.assert_allclose(again.predict(x, batch_size=16, verbose=0), expected, rtol=1e-4, atol=1e-5)
+    assert again._trainer.compiled.trace_counts["predict"] == 1
+    assert again._trainer.predict_tuner.decisions()[(((16, 8, 8, 3), "float32"),)]["name"] == decision["name"]
+
+
+def test_shapes_are_tuned_apart_and_a_cold_shape_is_not_tuned():
+    """With the default payback a shape run a few times is never tuned: one program, no candidate compiled."""
+    model = _conv_model()
+    for n in (16, 16, 16, 5, 5):
+        x = _x(n)
+        np.testing.assert_allclose(model.predict(x, verbose=0), _reference(model, x), rtol=1e-4, atol=1e-5)
+    tuner = model._trainer.predict_tuner
+    assert tuner.decisions() == {}
+    assert {s.phase for s in tuner.shapes.values()} == {"count"}
+    assert model._trainer.compiled.trace_counts["predict"] == 2       # the two buckets (16 and 8), default only
+    assert len(tuner.shapes) == 2
+
+
+def test_a_candidate_that_computes_something_else_is_rejected(eager_tuning, monkeypatch):
+    real = predict_tuner.PredictTuner._step
+
+    def step(self, trial):
+        fn = real(self, trial)
+        if trial["compiler_options"]:      # the candidate: a wrong program, however fast
+            return lambda tv, ntv, batch: [o * 1.01 for o in fn(tv, ntv, batch)]
+        return fn
+    monkeypatch.setattr(predict_tuner.PredictTuner, "_step", step)
+    model = _conv_model()
+    x = _x()
+    for _ in range(6):
+        np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
+                                   rtol=1e-4, atol=1e-5)
+    decision = model._trainer.predict_tuner.decisions()[(((16, 8, 8, 3), "float32"),)]
+    assert decision["name"] == "default options"
+    assert [r.get("agrees") for r in decision["report"]] == [False]
+
+
+def test_an_option_this_xla_lacks_is_skipped(eager_tuning, monkeypatch):
+    bogus = {"name": "bogus", "compiler_options": {"xla_no_such_option_anywhere": True}}
+    monkeypatch.setattr(predict_tuner, "candidates",
+                        lambda model, platform: [{"name": "default options", "compiler_options": {}}, bogus])
+    model = _conv_model()
+    x = _x()
+    for _ in range(4):
+        np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
+                                   rtol=1e-4, atol=1e-5)
+    decision = model._trainer.predict_tuner.decisions()[(((16, 8, 8, 3), "float32"),)]
+    assert decision["name"] == "default options"
+    assert decision["report"][0]["name"] == "bogus" and "error" in decision["report"][0]
+
+
+def test_a_cached_decision_for_options_not_tried_is_ignored(eager_tuning, fresh_cache):
+    """The cache file is the user's; a decision naming options this tuner would not try is not applied."""
+    x = _x()
+    key = autotune.signature(_conv_model(), [x]) + "-predict"
+    autotune.store(key, {"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
+    model = _conv_model()
+    model.predict(x, batch_size=16, verbose=0)
+    shape = model._trainer.predict_tuner.shapes[(((16, 8, 8, 3), "float32"),)]
+    assert shape.decision["compiler_options"] == autotune.CPU_CONV_OPTIONS     # the key is the tuner's
+    assert model._trainer.compiled.trace_counts["predict"] == 1
+    autotune.store(key, {"name": "conv option (ynn off)", "compiler_options": {"xla_dump_to": "/tmp/evil"}})
+    model = _conv_model()
+    model.predict(x, batch_size=16, verbose=0)
+    shape = model._trainer.predict_tuner.shapes[(((16, 8, 8, 3), "float32"),)]
+    assert shape.decision is None and shape.phase == "count"
+
+
+def test_the_tuner_is_off_with_a_fixed_steps_per_execution_and_for_models_without_candidates():
+    assert _conv_model(spe=1)._get_trainer()._predict_tuner() is None
+    inputs = keras.Input(shape=(4,))
+    dense = keras.Model(inputs, layers.Dense(2)(inputs))
+    dense.compile(loss="mse")
+    assert dense._get_trainer()._predict_tuner() is None
+    assert predict_tuner.candidates(dense, "cpu") == [{"name": "default options", "compiler_options": {}}]
+    assert len(predict_tuner.candidates(_conv_model(), "cpu")) == 2
+    assert len(predict_tuner.candidates(_conv_model(), "gpu")) == 1
+
+
+def test_an_uncompiled_model_is_tuned(eager_tuning):
+    model = _conv_model(compile=False)
+    x = _x()
+    for _ in range(12):
+        np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
+                                   rtol=1e-4, atol=1e-5)
+    trainer = model._predict_trainer
+    assert trainer.predict_tuner.decisions()
