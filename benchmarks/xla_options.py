@@ -1,13 +1,16 @@
 """XLA compile options: compile time and step time of each model's train step under each option set.
 
     python benchmarks/xla_options.py [--models mlp,resnet,ticket,autoencoder] [--options xla,ours,opt0,opt2,...]
-                                     [--repeats 3] [--steps 30] [--json out.json]
+                                     [--repeats 3] [--steps 30] [--step train|predict] [--batches 1,32,1024]
+                                     [--json out.json]
 
 fncompiler compiles its steps with `default_compiler_options()` (on CPU LLVM's -O1 pipeline instead of XLA's
 default -O3). This is the measurement behind that choice: for each of fit.py's four models, the train step
 (fncompiler's own, at the benchmark's batch size) is lowered once and compiled under each option set, each
 compile fresh (`jax.clear_caches()` before each), then run on a batch of zeros. Reported: median compile seconds and
 median step milliseconds over the repeats (configurations interleaved), and ratios to XLA's own default.
+`--step predict --batches ...` measures the predict step at each batch size instead (what predict's tuner,
+runtime/inference_tuner.py, chooses between at run time).
 """
 import argparse
 import json
@@ -34,15 +37,15 @@ OPTIONS = {
 INPUT_SHAPES = {"ticket": [(12,), (100,), (12,)]}
 
 
-def measure(name, option_names, repeats, steps):
+def measure(name, option_names, repeats, steps, endpoint="train", batch=None):
     from fncompiler.runtime.compiled import compile_model, default_compiler_options
     model = fit_bench.build_model(name, keras)
     model.compile(**fit_bench.compile_kwargs(name, keras))
     cm = compile_model(model, compile_config=model._compile_config)
-    batch = fit_bench.SETUPS[name]["batch_size"]
+    batch = batch or fit_bench.SETUPS[name]["batch_size"]
     shapes = INPUT_SHAPES.get(name)
-    lowered = cm.lower("train", batch, shapes)
-    specs = cm.example_args("train", batch, shapes)
+    lowered = cm.lower(endpoint, batch, shapes)
+    specs = cm.example_args(endpoint, batch, shapes)
     make = lambda: jax.tree_util.tree_map(
         lambda s: np.zeros(s.shape, s.dtype) if isinstance(s, jax.ShapeDtypeStruct) else s, specs)
     rows = {o: {"compile_s": [], "step_ms": []} for o in option_names}
@@ -88,30 +91,39 @@ def main(argv=None):
     ap.add_argument("--options", default="xla,ours,opt0,opt2")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--step", choices=("train", "predict"), default="train")
+    ap.add_argument("--batches", default="", help="batch sizes (default: each model's fit batch size)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
+    batches = [int(b) for b in args.batches.split(",") if b] or [None]
     option_names = [o for o in args.options.split(",") if o]
     unknown = sorted(set(option_names) - set(OPTIONS))
     if unknown:
         raise SystemExit(f"unknown option sets {unknown}; choose from {sorted(OPTIONS)}")
     if "xla" not in option_names:
         option_names.insert(0, "xla")
-    report = {"device": str(jax.devices()[0]), "jax": jax.__version__, "models": {}}
-    print("| model | options | train step compile s | vs XLA default | vs ours | step ms | vs XLA default "
-          "| vs ours |")
-    print("|---|---|---|---|---|---|---|---|")
+    report = {"device": str(jax.devices()[0]), "jax": jax.__version__, "step": args.step, "models": {}}
+    print(f"| model | batch | options | {args.step} step compile s | vs XLA default | vs ours | step ms "
+          "| vs XLA default | vs ours |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in [m for m in args.models.split(",") if m]:
-        steps = args.steps if name not in ("resnet", "autoencoder") else max(5, args.steps // 4)
-        res = report["models"][name] = measure(name, option_names, args.repeats, steps)
-        base, ours = res["xla"], res.get("ours")
-        vs_ours = lambda v, k: f"{v[k] / ours[k]:.2f}x" if ours else "-"
-        for o, v in res.items():
-            print(f"| {name} | {o} {json.dumps(v['options'])} | {v['compile_s']:.3f} | "
-                  f"{v['compile_s'] / base['compile_s']:.2f}x | {vs_ours(v, 'compile_s')} | {v['step_ms']:.2f} | "
-                  f"{v['step_ms'] / base['step_ms']:.2f}x | {vs_ours(v, 'step_ms')} |", flush=True)
+        for batch in batches:
+            steps = args.steps if name not in ("resnet", "autoencoder") else max(5, args.steps // 4)
+            res = measure(name, option_names, args.repeats, steps, args.step, batch)
+            report["models"][name if batch is None else f"{name}@{batch}"] = res
+            _print_rows(name, batch or fit_bench.SETUPS[name]["batch_size"], res)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=1)
+
+
+def _print_rows(name, batch, res):
+    base, ours = res["xla"], res.get("ours")
+    vs_ours = lambda v, k: f"{v[k] / ours[k]:.2f}x" if ours else "-"
+    for o, v in res.items():
+        print(f"| {name} | {batch} | {o} {json.dumps(v['options'])} | {v['compile_s']:.3f} | "
+              f"{v['compile_s'] / base['compile_s']:.2f}x | {vs_ours(v, 'compile_s')} | {v['step_ms']:.2f} | "
+              f"{v['step_ms'] / base['step_ms']:.2f}x | {vs_ours(v, 'step_ms')} |", flush=True)
 
 
 if __name__ == "__main__":

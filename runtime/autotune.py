@@ -17,8 +17,8 @@ checked once against the first on the same batch(es) from the same state (its we
 updates amplify rounding), and timed on the following batches. The fastest correct one (the first unless a
 candidate is at least 5% faster) is kept for the rest of the fit; a fit too short to pay for compiling the
 others keeps the first. XLA options chosen this way apply to the train steps only (`Trainer.train_compiled`);
-eval and predict keep the default compilation (the conv option measured slower for inference: ResNet predict
-at batch 1 0.61 -> 0.87 ms). Decisions are cached per model signature, batch shape and device, in memory and
+eval and predict choose their own per batch shape (runtime/inference_tuner.py: the conv option's effect on
+inference depends on the batch size). Decisions are cached per model signature, batch shape and device, in memory and
 in `$FNCOMPILER_CACHE_DIR/autotune.json` (default `~/.cache/fncompiler`); a later fit looks its decision up
 before its first step and starts with the decided strategy (one compilation, no tuning).
 """

@@ -17,7 +17,7 @@ from . import buckets
 from . import host_eval
 from . import data as data_lib
 from . import placement
-from . import predict_tuner
+from . import inference_tuner
 from . import steps as steps_lib
 from .compile_config import CompileConfig
 from .compiled import compile_model
@@ -56,10 +56,11 @@ class Trainer:
         self.cfg = cfg
         mode = "eager" if cfg is not None and cfg.run_eagerly else "jit"
         self.compiled = compile_model(model, mode=mode, compile_config=cfg)
-        # The train steps' own CompiledModel when the autotuner chose XLA options for training (they measured
-        # slower for inference, so eval and predict keep `compiled`); None: `compiled`.
+        # The train steps' own CompiledModel when the autotuner chose XLA options for training (eval keeps
+        # `compiled`; predict and evaluate choose per batch shape, `inference_tuners`); None: `compiled`.
         self.train_compiled = None
         self.first_step_seconds = None     # the first tuned fit's first step (with its compilation): autotune.py
+        self.inference_tuners = {}         # "predict" / "eval" -> inference_tuner.InferenceTuner
         self.opt_state = model.__dict__.pop("_restored_opt_state", None)
         self.rng_state = model.__dict__.pop("_restored_rng_state", None)   # the dropout key carries across fits
         self.rng_seed = None
@@ -346,8 +347,15 @@ class Trainer:
             yield i, xs, ys, sw
 
     # -- evaluate ----------------------------------------------------------------------------------
-    def _evaluate_arrays(self, trainable, non_trainable, xs, ys, sw, batch_size, verbose=0, callbacks=None):
-        eval_step = self.compiled.step("eval")
+    def _eval_step(self, tuned):
+        """The eval step; `tuned`: through its XLA-option tuner (evaluate(), not fit's validation, so that tuning
+        never lands inside fit's epochs)."""
+        tuner = self._inference_tuner("eval") if tuned else None
+        return tuner if tuner is not None else self.compiled.step("eval")
+
+    def _evaluate_arrays(self, trainable, non_trainable, xs, ys, sw, batch_size, verbose=0, callbacks=None,
+                         tuned=False):
+        eval_step = self._eval_step(tuned)
         states = self._fresh_metric_states()
         n = data_lib.num_samples(xs)
         steps = math.ceil(n / batch_size)
@@ -377,7 +385,7 @@ class Trainer:
         tv = placement.place_weights([v.value for v in tvars], tvars)
         ntv = placement.place_weights([v.value for v in ntvars], ntvars)
         if data_lib.is_generator_like(x):
-            eval_step = self.compiled.step("eval")
+            eval_step = self._eval_step(tuned=True)
             states = self._fresh_metric_states()
             for i, bx, by, bsw in self._generator_batches(x, steps):
                 states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
@@ -385,7 +393,8 @@ class Trainer:
             logs = self._logs(states)
         else:
             xs, ys, sw, n = self._prepare(x, y, sample_weight)
-            logs = self._evaluate_arrays(tv, ntv, xs, ys, sw, batch_size or 32, verbose=verbose, callbacks=cbs)
+            logs = self._evaluate_arrays(tv, ntv, xs, ys, sw, batch_size or 32, verbose=verbose, callbacks=cbs,
+                                         tuned=True)
         cbs.on_test_end(logs)
         if return_dict:
             return logs
@@ -401,9 +410,9 @@ class Trainer:
         ntv = placement.place_weights([v.value for v in low.non_trainable], low.non_trainable)
         bucketed = self._bucketed(low)
         cap = batch_size or 32
-        tuner = self._predict_tuner()
+        tuner = self._inference_tuner("predict")
         if tuner is not None:
-            step = tuner.run
+            step = tuner
 
         def run(arrays):
             n = data_lib.num_samples(arrays)
@@ -449,15 +458,15 @@ class Trainer:
         return [[placement.to_host(a) for a in o] if not isinstance(o, tuple)
                 else [placement.to_host(a)[:o[1]] for a in o[0]] for o in outs]
 
-    def _predict_tuner(self):
-        """predict's XLA-option tuner (runtime/predict_tuner.py), or None: not jitted, distributed, a fixed
-        steps_per_execution (the autotuner is off), or nothing to choose from."""
+    def _inference_tuner(self, endpoint):
+        """The XLA-option tuner of the "predict" or "eval" step (runtime/inference_tuner.py), or None: not
+        jitted, distributed, a fixed steps_per_execution (the autotuner is off), or nothing to choose from."""
         if (self.compiled.mode != "jit" or placement.current() is not None
                 or (self.cfg is not None and self.cfg.steps_per_execution != "auto")):
             return None
-        tuner = self.__dict__.get("predict_tuner")
+        tuner = self.inference_tuners.get(endpoint)
         if tuner is None:
-            tuner = self.predict_tuner = predict_tuner.PredictTuner(self.compiled)
+            tuner = self.inference_tuners[endpoint] = inference_tuner.InferenceTuner(self.compiled, endpoint)
         return tuner if tuner.active else None
 
     def _bucketed(self, low):
@@ -490,5 +499,6 @@ class Trainer:
         self._ensure_resolved()
         xs, ys, sw, n = self._prepare(x, y, sample_weight)
         tvars, ntvars = self._variables()
-        logs = self._evaluate_arrays([v.value for v in tvars], [v.value for v in ntvars], xs, ys, sw, max(n, 1))
+        logs = self._evaluate_arrays([v.value for v in tvars], [v.value for v in ntvars], xs, ys, sw, max(n, 1),
+                                     tuned=True)
         return self._batch_logs(logs, return_dict)

@@ -101,4 +101,13 @@ def test_xla_options_benchmark_measures_each_option_set(tmp_path):
     assert res["quick"]["options"] == {**default_compiler_options("cpu"), **autotune.QUICK_CPU_OPTIONS}
     for r in res.values():
         assert r["compile_s"] > 0.01 and r["step_ms"] > 0     # a real compile each time, not a cache hit
-    assert "| mlp | xla" in proc.stdout
+    assert "| mlp | 64 | xla" in proc.stdout
+    # --step predict --batches: the predict step at each batch size (what the inference tuner chooses between)
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "xla_options.py"), "--models", "mlp",
+                           "--options", "ours", "--step", "predict", "--batches", "1,8", "--repeats", "1",
+                           "--steps", "3", "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["step"] == "predict" and set(report["models"]) == {"mlp@1", "mlp@8"}
+    assert all(r["step_ms"] > 0 for m in report["models"].values() for r in m.values())
+    assert "| mlp | 8 | ours" in proc.stdout

@@ -1,24 +1,28 @@
-"""Predict's XLA options, chosen per batch shape by measurement while `predict` runs.
+"""The inference steps' XLA options (`predict`, `evaluate`), chosen per batch shape by measurement while they run.
 
 Which XLA:CPU convolution path is fastest for inference depends on the batch size, and not monotonically:
 the toy ResNet's predict step with the conv option (autotune.CPU_CONV_OPTIONS) against XLA's default took
 0.59x the time at batch 32, 1.13x at 64, 1.26x at 128 and 0.90x at 1024 (benchmarks/xla_options.py
---predict). No fixed rule gets all of these right; a measurement does.
+--step predict), and in some processes the order at 1024 flips (0.86x in most, 1.1x in one of four). No fixed
+rule gets all of these right; a measurement in the process does.
 
 Tuning is tiered, as in a JIT: a batch shape that predict runs rarely is never tuned. Each shape (a bucket,
 runtime/buckets.py) first runs the model's own program; its first call (compilation included) is timed, then
 its calls are timed until they add up to PAYBACK x that first call. Then the shape is hot: the next call runs
 the model's program and each candidate on the same batch and checks the candidate's outputs against the
 model's (np.allclose with rtol=RTOL); the agreeing candidates and the model's program then take turns on the
-following calls (each call computes the user's batch, so timing wastes nothing) until each has MIN_CALLS
-calls over MIN_SECONDS, and the fastest is kept (a candidate must take < MARGIN of the model's time,
+following calls (each call computes the user's batch, so timing wastes nothing; each one's first turn is not
+counted) until each has MIN_CALLS calls over MIN_SECONDS, and the fastest is kept (a candidate must take < MARGIN of the model's time,
 median per call). Tuning thus costs at most about one compilation per candidate for a shape that has already
 run PAYBACK x as long as one, and nothing for other shapes or models without candidates.
 
-Decisions are cached like fit's (autotune.store / lookup, key suffix "-predict"), so a later process compiles
-only the chosen program. A cached decision is used only if its options are one of the current candidates'.
-Only predict is tuned, and only with `compile(steps_per_execution="auto")` (the default) or an uncompiled
-model: a fixed steps_per_execution turns the autotuner off.
+The eval step is tuned the same way in `evaluate()` (its metric states, donated to each call, are copied for
+the check; fit's validation keeps the model's program, so tuning never lands inside fit's epochs).
+
+Decisions are cached like fit's (autotune.store / lookup, key suffix "-predict" or "-eval"), so a later process
+compiles only the chosen program. A cached decision is used only if its options are one of the current
+candidates'. Tuning is on with `compile(steps_per_execution="auto")` (the default) or, for predict, an
+uncompiled model: a fixed steps_per_execution turns the autotuner off.
 """
 import statistics
 import time
@@ -27,11 +31,11 @@ import jax
 import numpy as np
 
 from fncompiler import ir
-from . import autotune
+from . import autotune, host_eval
 
 
 def candidates(model, platform):
-    """The XLA option sets to try for the predict step, the model's own first."""
+    """The XLA option sets to try for an inference step, the model's own first."""
     out = [{"name": "default options", "compiler_options": {}}]
     if platform == "cpu" and any(ir.count_ops(model.graph).get(op) for op in autotune.CONV_OPS):
         out.append({"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
@@ -72,20 +76,24 @@ class _Shape:
         self.step = None         # the decided program
 
 
-class PredictTuner:
-    """Runs predict's step for a batch of device arrays with the XLA options chosen for its shape (see the module
-    docstring). `active` is False when there is nothing to choose from (then the trainer calls its step itself)."""
+class InferenceTuner:
+    """Runs an inference step ("predict": `(tv, ntv, batch)`, or "eval": `(tv, ntv, states, x, y, sw)`, states
+    donated) with the XLA options chosen for its batch shape (see the module docstring). `active` is False when
+    there is nothing to choose from (then the trainer calls its step itself)."""
 
     PAYBACK = 2.0
     MIN_COUNTED_CALLS = 2
-    MIN_CALLS = 3
+    MIN_CALLS = 5
     MIN_SECONDS = 0.05
     MAX_CALLS = 64
     MARGIN = autotune.OnlineTuner.MARGIN
     RTOL = 1e-3
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, endpoint="predict"):
+        if endpoint not in ("predict", "eval"):
+            raise ValueError(f"InferenceTuner tunes 'predict' or 'eval' steps; received {endpoint!r}.")
         self.compiled = compiled
+        self.endpoint = endpoint
         self.trials = candidates(compiled.model, jax.devices()[0].platform)
         self.shapes = {}
 
@@ -94,23 +102,36 @@ class PredictTuner:
         return len(self.trials) > 1
 
     def decisions(self):
-        """{((shape, dtype), ...): decision} for the shapes decided so far."""
+        """{((shape, dtype), ...): decision} for the batch shapes decided so far."""
         return {sig: s.decision for sig, s in self.shapes.items() if s.decision is not None}
 
     def _step(self, trial):
-        return self.compiled.with_options(trial["compiler_options"])._step("predict")
+        return self.compiled.with_options(trial["compiler_options"])._step(self.endpoint)
 
-    def run(self, tv, ntv, batch):
+    def _batch(self, args):
+        """The batch arrays of a call's arguments (what its shape is taken from)."""
+        if self.endpoint == "predict":
+            return list(args[2])
+        return [a for a in list(args[3]) + list(args[4]) + [args[5]] if a is not None]
+
+    def _donation_safe(self, args):
+        """`args` whose donated part (eval's metric states) is a copy, for a call whose arguments are used again."""
+        if self.endpoint == "predict":
+            return args
+        return args[:2] + (host_eval.copy_tree(args[2]),) + args[3:]
+
+    def __call__(self, *args):
+        batch = self._batch(args)
         sig = tuple((tuple(a.shape), str(a.dtype)) for a in batch)
         shape = self.shapes.get(sig)
         if shape is None:
             shape = self.shapes[sig] = self._start(batch)
         if shape.step is not None:
-            return shape.step(tv, ntv, batch)
-        return self._tune(shape, tv, ntv, batch)
+            return shape.step(*args)
+        return self._tune(shape, args)
 
     def _start(self, batch):
-        shape = _Shape(autotune.signature(self.compiled.model, batch) + "-predict")
+        shape = _Shape(autotune.signature(self.compiled.model, batch) + "-" + self.endpoint)
         cached = autotune.lookup(shape.key)
         if cached is not None:
             trial = next((t for t in self.trials if t["compiler_options"] == cached.get("compiler_options")), None)
@@ -126,15 +147,15 @@ class PredictTuner:
             autotune.store(shape.key, decision)
 
     @staticmethod
-    def _timed(step, tv, ntv, batch):
+    def _timed(step, args):
         t0 = time.perf_counter()
-        out = jax.block_until_ready(step(tv, ntv, batch))
+        out = jax.block_until_ready(step(*args))
         return out, time.perf_counter() - t0
 
-    def _tune(self, shape, tv, ntv, batch):
+    def _tune(self, shape, args):
         reference = self.trials[0]
         if shape.phase in ("first", "count"):
-            out, seconds = self._timed(self._step(reference), tv, ntv, batch)
+            out, seconds = self._timed(self._step(reference), args)
             if shape.phase == "first":
                 shape.first_s, shape.phase = seconds, "count"
             else:
@@ -144,16 +165,18 @@ class PredictTuner:
                     shape.phase = "check"     # hot: the next call checks the candidates
             return out
         if shape.phase == "check":
-            out = jax.block_until_ready(self._step(reference)(tv, ntv, batch))
+            tried = [(trial, self._donation_safe(args)) for trial in self.trials[1:]]
+            out = jax.block_until_ready(self._step(reference)(*args))
+            expected = jax.tree_util.tree_leaves(out)
             shape.contenders = [{**reference, "times": []}]
-            for trial in self.trials[1:]:
+            for trial, trial_args in tried:
                 entry = dict(trial)
                 try:
-                    got = jax.block_until_ready(self._step(trial)(tv, ntv, batch))
+                    got = jax.block_until_ready(self._step(trial)(*trial_args))
                 except Exception as exc:   # noqa: BLE001 - an option this XLA lacks: skip the candidate
                     shape.report.append({**entry, "error": f"{type(exc).__name__}: {exc}"[:300]})
                     continue
-                if outputs_agree(out, got, self.RTOL):
+                if outputs_agree(expected, jax.tree_util.tree_leaves(got), self.RTOL):
                     shape.contenders.append({**entry, "agrees": True, "times": []})
                 else:
                     shape.report.append({**entry, "agrees": False})
@@ -165,12 +188,15 @@ class PredictTuner:
         # compare: the contenders take turns on the caller's batches
         entry = shape.contenders[shape.turn % len(shape.contenders)]
         shape.turn += 1
-        out, seconds = self._timed(self._step(entry), tv, ntv, batch)
-        entry["times"].append(seconds)
+        out, seconds = self._timed(self._step(entry), args)
+        if entry.get("warm"):
+            entry["times"].append(seconds)
+        else:
+            entry["warm"] = True      # each contender's first turn is not counted (measured up to 1.5x slower)
         if all(len(e["times"]) >= self.MAX_CALLS
                or (len(e["times"]) >= self.MIN_CALLS and sum(e["times"]) >= self.MIN_SECONDS)
                for e in shape.contenders):
-            timed = [{k: v for k, v in e.items() if k != "times"}
+            timed = [{k: v for k, v in e.items() if k not in ("times", "warm")}
                      | {"seconds_per_call": statistics.median(e["times"]), "timed_calls": len(e["times"])}
                      for e in shape.contenders]
             best = autotune.fastest(timed, "seconds_per_call", self.MARGIN)

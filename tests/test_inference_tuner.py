@@ -1,13 +1,13 @@
-"""predict's XLA-option tuner (runtime/predict_tuner.py): a batch shape is tuned only once it is hot, every
-candidate's outputs are checked against the model's own program on the caller's batch, the decision is kept per
-shape and cached, and predict's results are the model's results throughout."""
+"""The inference steps' XLA-option tuner (runtime/inference_tuner.py): a batch shape is tuned only once it is
+hot, every candidate's outputs are checked against the model's own program on the caller's batch, the decision
+is kept per shape and cached, and predict's and evaluate's results are the model's results throughout."""
 import jax
 import numpy as np
 import pytest
 
 import fncompiler as keras
 from fncompiler import layers
-from fncompiler.runtime import autotune, predict_tuner
+from fncompiler.runtime import autotune, inference_tuner
 
 pytestmark = pytest.mark.skipif(jax.devices()[0].platform != "cpu",
                                 reason="the candidates (a conv option) are XLA:CPU's")
@@ -22,10 +22,14 @@ def fresh_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def eager_tuning(monkeypatch):
-    """Tune at the second call of a shape and time each contender for 3 calls."""
-    monkeypatch.setattr(predict_tuner.PredictTuner, "PAYBACK", 0.0)
-    monkeypatch.setattr(predict_tuner.PredictTuner, "MIN_COUNTED_CALLS", 1)
-    monkeypatch.setattr(predict_tuner.PredictTuner, "MIN_SECONDS", 0.0)
+    """Check the candidates at the third call of a shape (first, one counted call, check) and time each contender
+    for MIN_CALLS calls after a warm-up turn: decided after CALLS_TO_DECIDE calls with two contenders."""
+    monkeypatch.setattr(inference_tuner.InferenceTuner, "PAYBACK", 0.0)
+    monkeypatch.setattr(inference_tuner.InferenceTuner, "MIN_COUNTED_CALLS", 1)
+    monkeypatch.setattr(inference_tuner.InferenceTuner, "MIN_SECONDS", 0.0)
+
+
+CALLS_TO_DECIDE = 3 + 2 * (1 + inference_tuner.InferenceTuner.MIN_CALLS)
 
 
 def _conv_model(spe="auto", compile=True):
@@ -53,28 +57,30 @@ def _x(n=16, seed=0):
 
 def test_outputs_agree_is_relative_to_the_output_scale():
     r = [np.array([100.0, 1e-6, -3.0], np.float32)]
-    assert predict_tuner.outputs_agree(r, [r[0] + 0.05], 1e-3)            # 5e-4 of the largest magnitude
-    assert not predict_tuner.outputs_agree(r, [r[0] + 0.5], 1e-3)
-    assert not predict_tuner.outputs_agree(r, [r[0][:2]], 1e-3)           # another shape
+    assert inference_tuner.outputs_agree(r, [r[0] + 0.05], 1e-3)            # 5e-4 of the largest magnitude
+    assert not inference_tuner.outputs_agree(r, [r[0] + 0.5], 1e-3)
+    assert not inference_tuner.outputs_agree(r, [r[0][:2]], 1e-3)           # another shape
     nan = [np.array([np.nan, 1.0])]
-    assert predict_tuner.outputs_agree(nan, [np.array([np.nan, 1.0])], 1e-3)
-    assert not predict_tuner.outputs_agree(nan, [np.array([0.0, 1.0])], 1e-3)
-    assert not predict_tuner.outputs_agree([np.array([1, 2])], [np.array([1, 3])], 1e-3)   # integers: exact
+    assert inference_tuner.outputs_agree(nan, [np.array([np.nan, 1.0])], 1e-3)
+    assert not inference_tuner.outputs_agree(nan, [np.array([0.0, 1.0])], 1e-3)
+    assert not inference_tuner.outputs_agree([np.array([1, 2])], [np.array([1, 3])], 1e-3)   # integers: exact
 
 
 def test_a_hot_shape_is_tuned_checked_decided_and_cached(eager_tuning):
     model = _conv_model()
     x = _x()
     expected = _reference(model, x)
-    for _ in range(12):          # first, counted, check, 2 x 3 compared, then decided
+    tuner = None
+    for i in range(CALLS_TO_DECIDE):
+        assert not (tuner and tuner.decisions())      # not decided before the last of these calls
         np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), expected, rtol=1e-4, atol=1e-5)
-    tuner = model._trainer.predict_tuner
+        tuner = model._trainer.inference_tuners["predict"]
     decision = tuner.decisions()[(((16, 8, 8, 3), "float32"),)]
     names = {t["name"] for t in tuner.trials}
     assert decision["name"] in names
     timed = [r for r in decision["report"] if "seconds_per_call" in r]
     assert [r["name"] for r in timed] == [t["name"] for t in tuner.trials]
-    assert all(r["timed_calls"] >= tuner.MIN_CALLS for r in timed)
+    assert all(r["timed_calls"] == tuner.MIN_CALLS for r in timed)
     # One program per candidate, each traced once for the shape; the base counts include the variants'.
     assert model._trainer.compiled.trace_counts["predict"] == 2
     # Another model built alike (another process, in effect) looks the decision up: one program, no tuning.
@@ -83,7 +89,7 @@ def test_a_hot_shape_is_tuned_checked_decided_and_cached(eager_tuning):
     for _ in range(4):
         np.testing.assert_allclose(again.predict(x, batch_size=16, verbose=0), expected, rtol=1e-4, atol=1e-5)
     assert again._trainer.compiled.trace_counts["predict"] == 1
-    assert again._trainer.predict_tuner.decisions()[(((16, 8, 8, 3), "float32"),)]["name"] == decision["name"]
+    assert again._trainer.inference_tuners["predict"].decisions()[(((16, 8, 8, 3), "float32"),)]["name"] == decision["name"]
 
 
 def test_shapes_are_tuned_apart_and_a_cold_shape_is_not_tuned():
@@ -92,7 +98,7 @@ def test_shapes_are_tuned_apart_and_a_cold_shape_is_not_tuned():
     for n in (16, 16, 16, 5, 5):
         x = _x(n)
         np.testing.assert_allclose(model.predict(x, verbose=0), _reference(model, x), rtol=1e-4, atol=1e-5)
-    tuner = model._trainer.predict_tuner
+    tuner = model._trainer.inference_tuners["predict"]
     assert tuner.decisions() == {}
     assert {s.phase for s in tuner.shapes.values()} == {"count"}
     assert model._trainer.compiled.trace_counts["predict"] == 2       # the two buckets (16 and 8), default only
@@ -100,34 +106,34 @@ def test_shapes_are_tuned_apart_and_a_cold_shape_is_not_tuned():
 
 
 def test_a_candidate_that_computes_something_else_is_rejected(eager_tuning, monkeypatch):
-    real = predict_tuner.PredictTuner._step
+    real = inference_tuner.InferenceTuner._step
 
     def step(self, trial):
         fn = real(self, trial)
         if trial["compiler_options"]:      # the candidate: a wrong program, however fast
             return lambda tv, ntv, batch: [o * 1.01 for o in fn(tv, ntv, batch)]
         return fn
-    monkeypatch.setattr(predict_tuner.PredictTuner, "_step", step)
+    monkeypatch.setattr(inference_tuner.InferenceTuner, "_step", step)
     model = _conv_model()
     x = _x()
     for _ in range(6):
         np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
                                    rtol=1e-4, atol=1e-5)
-    decision = model._trainer.predict_tuner.decisions()[(((16, 8, 8, 3), "float32"),)]
+    decision = model._trainer.inference_tuners["predict"].decisions()[(((16, 8, 8, 3), "float32"),)]
     assert decision["name"] == "default options"
     assert [r.get("agrees") for r in decision["report"]] == [False]
 
 
 def test_an_option_this_xla_lacks_is_skipped(eager_tuning, monkeypatch):
     bogus = {"name": "bogus", "compiler_options": {"xla_no_such_option_anywhere": True}}
-    monkeypatch.setattr(predict_tuner, "candidates",
+    monkeypatch.setattr(inference_tuner, "candidates",
                         lambda model, platform: [{"name": "default options", "compiler_options": {}}, bogus])
     model = _conv_model()
     x = _x()
     for _ in range(4):
         np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
                                    rtol=1e-4, atol=1e-5)
-    decision = model._trainer.predict_tuner.decisions()[(((16, 8, 8, 3), "float32"),)]
+    decision = model._trainer.inference_tuners["predict"].decisions()[(((16, 8, 8, 3), "float32"),)]
     assert decision["name"] == "default options"
     assert decision["report"][0]["name"] == "bogus" and "error" in decision["report"][0]
 
@@ -139,32 +145,56 @@ def test_a_cached_decision_for_options_not_tried_is_ignored(eager_tuning, fresh_
     autotune.store(key, {"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
     model = _conv_model()
     model.predict(x, batch_size=16, verbose=0)
-    shape = model._trainer.predict_tuner.shapes[(((16, 8, 8, 3), "float32"),)]
+    shape = model._trainer.inference_tuners["predict"].shapes[(((16, 8, 8, 3), "float32"),)]
     assert shape.decision["compiler_options"] == autotune.CPU_CONV_OPTIONS     # the key is the tuner's
     assert model._trainer.compiled.trace_counts["predict"] == 1
     autotune.store(key, {"name": "conv option (ynn off)", "compiler_options": {"xla_dump_to": "/tmp/evil"}})
     model = _conv_model()
     model.predict(x, batch_size=16, verbose=0)
-    shape = model._trainer.predict_tuner.shapes[(((16, 8, 8, 3), "float32"),)]
+    shape = model._trainer.inference_tuners["predict"].shapes[(((16, 8, 8, 3), "float32"),)]
     assert shape.decision is None and shape.phase == "count"
 
 
 def test_the_tuner_is_off_with_a_fixed_steps_per_execution_and_for_models_without_candidates():
-    assert _conv_model(spe=1)._get_trainer()._predict_tuner() is None
+    assert _conv_model(spe=1)._get_trainer()._inference_tuner("predict") is None
     inputs = keras.Input(shape=(4,))
     dense = keras.Model(inputs, layers.Dense(2)(inputs))
     dense.compile(loss="mse")
-    assert dense._get_trainer()._predict_tuner() is None
-    assert predict_tuner.candidates(dense, "cpu") == [{"name": "default options", "compiler_options": {}}]
-    assert len(predict_tuner.candidates(_conv_model(), "cpu")) == 2
-    assert len(predict_tuner.candidates(_conv_model(), "gpu")) == 1
+    assert dense._get_trainer()._inference_tuner("predict") is None
+    assert inference_tuner.candidates(dense, "cpu") == [{"name": "default options", "compiler_options": {}}]
+    assert len(inference_tuner.candidates(_conv_model(), "cpu")) == 2
+    assert len(inference_tuner.candidates(_conv_model(), "gpu")) == 1
 
 
 def test_an_uncompiled_model_is_tuned(eager_tuning):
     model = _conv_model(compile=False)
     x = _x()
-    for _ in range(12):
+    for _ in range(CALLS_TO_DECIDE):
         np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
                                    rtol=1e-4, atol=1e-5)
     trainer = model._predict_trainer
-    assert trainer.predict_tuner.decisions()
+    assert trainer.inference_tuners["predict"].decisions()
+
+
+def test_evaluate_is_tuned_and_fit_validation_is_not(eager_tuning):
+    """evaluate's eval step donates its metric states: the check runs the candidate on a copy, and every call's
+    loss is the NumPy reference's. fit's validation never tunes (tuning would land inside fit's epochs)."""
+    model = _conv_model()
+    x, y = _x(), np.random.default_rng(1).random((16, 2), dtype=np.float32)
+    model.fit(x, y, batch_size=16, epochs=CALLS_TO_DECIDE, validation_data=(x, y), verbose=0)
+    trainer = model._trainer
+    assert "eval" not in trainer.inference_tuners
+    assert trainer.compiled.trace_counts["eval"] == 1
+    expected = float(np.mean((_reference(model, x) - y) ** 2))
+    for _ in range(CALLS_TO_DECIDE):
+        assert model.evaluate(x, y, batch_size=16, verbose=0) == pytest.approx(expected, rel=1e-4)
+    decision = trainer.inference_tuners["eval"].decisions()[(((16, 8, 8, 3), "float32"), ((16, 2), "float32"))]
+    assert [r["name"] for r in decision["report"]] == [t["name"] for t in trainer.inference_tuners["eval"].trials]
+    assert trainer.compiled.trace_counts["eval"] == 2          # one program per candidate for the shape
+    assert model.test_on_batch(x, y) == pytest.approx(expected, rel=1e-4)     # the same shape: decided
+    assert trainer.compiled.trace_counts["eval"] == 2
+
+
+def test_the_tuner_tunes_inference_steps_only():
+    with pytest.raises(ValueError, match="'predict' or 'eval'"):
+        inference_tuner.InferenceTuner(None, "train")
