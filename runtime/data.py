@@ -43,8 +43,28 @@ def _kind(dtype_name):
     return "other", None
 
 
+def _single_input(model):
+    """(shape without the batch axis, NumPy dtype) of a model's one input when that shape is fully known and its
+    dtype is a NumPy one, else None; kept on the model (its inputs do not change once known)."""
+    cached = model.__dict__.get("_flat_single_input")
+    if cached is None:
+        specs = model.inputs
+        cached = (None,)
+        if specs is not None and len(specs) == 1 and all(d is not None for d in specs[0].shape[1:]):
+            target = _kind(str(specs[0].dtype))[1]
+            if target is not None:
+                cached = ((tuple(specs[0].shape[1:]), target),)
+        if specs is not None:
+            model.__dict__["_flat_single_input"] = cached
+    return cached[0]
+
+
 def flatten_x(model, x):
     """User inputs -> list of host arrays in the model's flat input order, shape-checked."""
+    if type(x) is np.ndarray:     # the common case, one NumPy array of the right shape and dtype: nothing to do
+        single = _single_input(model)
+        if single is not None and x.shape[1:] == single[0] and x.dtype == single[1] and x.ndim == len(single[0]) + 1:
+            return [x]
     flat = model.flatten_inputs(x)
     names = model.input_names
     specs = [t for t in model.inputs]

@@ -232,3 +232,25 @@ def test_symbolic_ops_and_operators_match_numpy():
     expected = np.concatenate([(x + 1)[:, :2] * 2, x @ w, x.sum(-1, keepdims=True)], axis=-1)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(keras.ops.matmul(x, w)), x @ w, rtol=1e-6)
+
+
+def test_flatten_x_passes_a_matching_array_through_and_checks_the_rest():
+    """One NumPy array of the input's shape and dtype goes in as is (no copy, no per-call checks: predict's
+    common case); anything else takes the checked path: conversion, shape errors, dict inputs."""
+    from fncompiler.runtime import data as data_lib
+    inputs = keras.Input(shape=(4, 3), name="seq")
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    x = np.zeros((5, 4, 3), np.float32)
+    assert data_lib.flatten_x(model, x)[0] is x
+    converted = data_lib.flatten_x(model, x.astype(np.float64))[0]
+    assert converted.dtype == np.float32 and converted.shape == (5, 4, 3)
+    assert data_lib.flatten_x(model, {"seq": x})[0] is x
+    with pytest.raises(ValueError, match=r'Input 0 \("seq"\).*wrong shape.*\(None, 4, 3\).*\(5, 3, 4\)'):
+        data_lib.flatten_x(model, np.zeros((5, 3, 4), np.float32))
+    with pytest.raises(ValueError, match="wrong shape"):
+        data_lib.flatten_x(model, np.zeros((4, 3), np.float32))        # no batch axis
+    ints = keras.Input(shape=(3,), dtype="int32")
+    ids = keras.Model(ints, keras.layers.Embedding(10, 2)(ints))
+    with pytest.raises(TypeError, match="non-integral"):
+        data_lib.flatten_x(ids, np.full((2, 3), 0.5, np.float32))
+    assert data_lib.flatten_x(ids, np.ones((2, 3), np.int32))[0].dtype == np.int32
