@@ -103,13 +103,24 @@ def store(key, decision):
         pass   # a read-only home: the in-memory cache still works
 
 
-def lookup(key):
-    if key in _MEMORY:
-        return _MEMORY[key]
-    decision = _load().get(key)
-    if decision is not None:
-        _MEMORY[key] = decision
-    return decision
+def lookup(key, trials=None, fields=("name", "compiler_options")):
+    """The decision remembered under `key`, or None. With `trials`, only a decision that is one of them (equal on
+    `fields`), returned with the trial's values: the cache file is the user's, and an entry from another
+    version, a damaged or an edited file must not apply options (XLA debug options can write files) or
+    strategies this tuner would not try."""
+    decision = _MEMORY.get(key)
+    if decision is None:
+        decision = _load().get(key)
+        if decision is not None:
+            _MEMORY[key] = decision
+    if decision is None or trials is None:
+        return decision
+    if not isinstance(decision, dict):
+        return None
+    for trial in trials:
+        if all(decision.get(f) == trial.get(f) for f in fields):
+            return {**decision, **{f: trial[f] for f in fields}}
+    return None
 
 
 def candidates(model, platform, steps_available, allow_scan=True):
@@ -273,7 +284,7 @@ class OnlineTuner:
         if trial is None:
             trial = {"name": self.decision["name"], "compiler_options": self.decision["compiler_options"]}
         cm = self._cm(trial)
-        self.trainer.train_compiled = None if cm is self.trainer.compiled else cm     # eval / predict keep theirs
+        self.trainer.train_compiled = None if cm is self.trainer.compiled else cm     # (eval / predict: their own)
         self.trainer.autotune_decision = self.decision
 
     def _enough(self, elapsed):
@@ -321,7 +332,7 @@ class OnlineTuner:
             self._rows = int(arrays[0].shape[0]) if arrays else None
             self.key = (signature(self.trainer.model, arrays, self.trainer.cfg)
                         + ("" if self.allow_scan else "-per-step-only"))
-            cached = lookup(self.key)
+            cached = lookup(self.key, self.trials, ("name", "steps_per_execution", "compiler_options"))
             if cached is not None:                   # decided by an earlier fit: no tuning
                 self.decision = cached
                 self._apply()

@@ -132,11 +132,10 @@ class InferenceTuner:
 
     def _start(self, batch):
         shape = _Shape(autotune.signature(self.compiled.model, batch) + "-" + self.endpoint)
-        cached = autotune.lookup(shape.key)
-        if cached is not None:
-            trial = next((t for t in self.trials if t["compiler_options"] == cached.get("compiler_options")), None)
-            if trial is not None:      # (a decision for options this tuner would not try is ignored)
-                self._decide(shape, {**cached, "name": trial["name"]}, trial, remember=False)
+        cached = autotune.lookup(shape.key, self.trials, ("compiler_options",))
+        if cached is not None:         # (a decision for options this tuner would not try is ignored)
+            trial = next(t for t in self.trials if t["compiler_options"] == cached["compiler_options"])
+            self._decide(shape, {**cached, "name": trial["name"]}, trial, remember=False)
         return shape
 
     def _decide(self, shape, decision, trial, remember=True):

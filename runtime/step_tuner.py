@@ -63,7 +63,7 @@ class TunedTrainStep:
         if len(trials) == 1:
             return {**trials[0], "report": []}
         key = autotune.signature(model, arrays, cfg) + "-step"
-        cached = autotune.lookup(key)
+        cached = autotune.lookup(key, trials)
         if cached is not None:
             return cached
         before = host_eval.copy_tree(state)

@@ -291,3 +291,44 @@ def test_signature_ignores_names_and_drawn_seeds():
     assert autotune.signature(a, batch) == autotune.signature(b, batch)
     assert autotune.signature(a, batch) != autotune.signature(build(17), batch)
     assert autotune.signature(a, batch) != autotune.signature(a, [np.zeros((9, 20), np.float32)])
+
+
+class _Everywhere(dict):
+    """A cache file whose every key holds `value`."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def get(self, key, default=None):
+        return self.value
+
+
+@pytest.mark.parametrize("entry", [
+    "not a decision",
+    ["per-step jit"],
+    {"name": "per-step jit"},                                                      # fields missing
+    {"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {"xla_dump_to": "/tmp/fnc-dump"}},
+    {"name": "scan x16", "steps_per_execution": 1000, "compiler_options": {}},    # not a candidate's
+])
+def test_a_cached_entry_that_is_not_a_candidate_is_ignored(monkeypatch, entry):
+    """The cache file is the user's: a damaged or edited entry must neither crash fit nor apply options or
+    strategies the tuner would not try; fit tunes as if nothing were cached."""
+    monkeypatch.setattr(autotune, "_load", lambda: _Everywhere(entry))
+    x, y = _data()
+    model = _mlp()
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    decision = model._trainer.autotune_decision
+    assert decision is not entry and decision["report"]        # measured here, not read back
+    names = [t["name"] for t in autotune.candidates(model, "cpu" if _on_cpu() else "gpu", 1024 // 16)]
+    assert decision["name"] in names
+    assert "xla_dump_to" not in decision["compiler_options"]
+
+
+def test_lookup_returns_a_matching_decision_with_the_trials_values():
+    trials = [{"name": "a", "compiler_options": {}}, {"name": "b", "compiler_options": {"opt": ""}}]
+    autotune.store("k", {"name": "b", "compiler_options": {"opt": ""}, "report": [1]})
+    assert autotune.lookup("k", trials) == {"name": "b", "compiler_options": {"opt": ""}, "report": [1]}
+    assert autotune.lookup("k", trials[:1]) is None
+    assert autotune.lookup("k", trials, ("compiler_options",))["compiler_options"] == {"opt": ""}
+    assert autotune.lookup("missing", trials) is None
