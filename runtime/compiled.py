@@ -134,12 +134,21 @@ class CompiledModel:
     # -- steps -------------------------------------------------------------------------------------
     def step(self, endpoint):
         """The (jitted, or eager) step function for "train", "eval" or "predict". With `autotune=True`, "train" is
-        a `step_tuner.TunedTrainStep`: the step compiled with the XLA options measured fastest for its inputs."""
-        if endpoint == "train" and self.autotune:
-            tuned = self._steps.get("train:tuned")
+        a `step_tuner.TunedTrainStep` (the step compiled with the XLA options measured fastest for its inputs at
+        its first call) and "predict" / "eval" an `inference_tuner.InferenceTuner` (the same choice, per batch
+        shape once the shape is hot), where there are options to choose from."""
+        if self.autotune and endpoint in ("train", "predict", "eval"):
+            tuned = self._steps.get(endpoint + ":tuned")
             if tuned is None:
-                from .step_tuner import TunedTrainStep
-                tuned = self._steps["train:tuned"] = TunedTrainStep(self)
+                if endpoint == "train":
+                    from .step_tuner import TunedTrainStep
+                    tuned = TunedTrainStep(self)
+                else:
+                    from .inference_tuner import InferenceTuner
+                    tuned = InferenceTuner(self, endpoint)
+                    if not tuned.active:
+                        tuned = self._step(endpoint)
+                self._steps[endpoint + ":tuned"] = tuned
             return tuned
         return self._step(endpoint)
 
@@ -287,8 +296,9 @@ def compile_model(model, mode="jit", passes=None, verify=False, compile_config=N
     pass_options: options the passes read (e.g. {"remat_policy": "dots_saveable", "scan_min_repeats": 4}).
     autotune: the train step's XLA options chosen by measurement at its first call per input signature
         (runtime/step_tuner.py: candidates checked against each other and timed on copies of the caller's state;
-        the decision is cached per model signature and device). `fit` tunes on its own, this is for code that
-        calls `step("train")` itself.
+        the decision is cached per model signature and device), and the predict and eval steps' per batch shape
+        once it is hot (runtime/inference_tuner.py). `fit`, `predict` and `evaluate` tune on their own; this is
+        for code that calls `step(...)` itself.
     """
     if compile_config is None:
         compile_config = getattr(model, "_compile_config", None)

@@ -101,6 +101,11 @@ class InferenceTuner:
     def active(self):
         return len(self.trials) > 1
 
+    def __getattr__(self, name):     # lower, eval_shape, ...: the step with the model's own options
+        if name in ("compiled", "endpoint"):
+            raise AttributeError(name)
+        return getattr(self.compiled._step(self.endpoint), name)
+
     def decisions(self):
         """{((shape, dtype), ...): decision} for the batch shapes decided so far."""
         return {sig: s.decision for sig, s in self.shapes.items() if s.decision is not None}

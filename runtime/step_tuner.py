@@ -8,8 +8,8 @@ it), checks each candidate's weight update against the first candidate's (autotu
 1e-2 of the update's size), times a few calls of each, and keeps the fastest correct one (another candidate must
 take < 95% of the first's time). Decisions are cached like fit's (in memory and in
 `$FNCOMPILER_CACHE_DIR/autotune.json`), keyed by the model's structure, compile arguments, batch shapes and
-device, so a later process compiles only the chosen step. Only "train" is tuned; "train_multi", "eval" and
-"predict" keep the model's options.
+device, so a later process compiles only the chosen step. "predict" and "eval" are tuned per batch shape by
+runtime/inference_tuner.py; "train_multi" keeps the model's options.
 """
 import time
 

@@ -198,3 +198,27 @@ def test_evaluate_is_tuned_and_fit_validation_is_not(eager_tuning):
 def test_the_tuner_tunes_inference_steps_only():
     with pytest.raises(ValueError, match="'predict' or 'eval'"):
         inference_tuner.InferenceTuner(None, "train")
+
+
+def test_compile_model_autotune_tunes_the_predict_and_eval_steps_called_directly(eager_tuning):
+    """compile_model(model, autotune=True).step("predict") / ("eval"): the same tuner, for code that calls the
+    steps itself; `lower` and friends reach the model's own step; a model without candidates gets its plain step."""
+    import jax.numpy as jnp
+    from fncompiler.runtime.compiled import compile_model
+    model = _conv_model()
+    cm = compile_model(model, autotune=True)
+    step = cm.step("predict")
+    assert isinstance(step, inference_tuner.InferenceTuner) and step is cm.step("predict")
+    tv, ntv = cm.weights("predict")
+    x = _x()
+    for _ in range(CALLS_TO_DECIDE):
+        np.testing.assert_allclose(np.asarray(step(tv, ntv, [jnp.asarray(x)])[0]), _reference(model, x),
+                                   rtol=1e-4, atol=1e-5)
+    assert step.decisions()
+    assert cm.trace_counts["predict"] == 2
+    assert "stablehlo" in cm.as_text("predict", batch_size=2)       # through __getattr__: the model's step
+    assert isinstance(cm.step("eval"), inference_tuner.InferenceTuner)
+    inputs = keras.Input(shape=(4,))
+    dense = keras.Model(inputs, layers.Dense(2)(inputs))
+    plain = compile_model(dense, autotune=True)
+    assert plain.step("predict") is plain._step("predict")
