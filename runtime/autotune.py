@@ -123,11 +123,28 @@ def lookup(key, trials=None, fields=("name", "compiler_options")):
     return None
 
 
+def has_conv(model):
+    """Whether the model computes a convolution: an op of its IR, or a layer (or a subclass of one) anywhere
+    inside it (a subclassed model is a single IR node)."""
+    if any(ir.count_ops(model.graph).get(op) for op in CONV_OPS):
+        return True
+    seen, stack = set(), list(getattr(model, "layers", None) or [])
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if any(cls.__name__ in CONV_OPS for cls in type(layer).__mro__):
+            return True
+        stack.extend(getattr(layer, "_layers", None) or [])
+        stack.extend(getattr(layer, "layers", None) or [])
+    return False
+
+
 def candidates(model, platform, steps_available, allow_scan=True):
     """The strategies to try, the reference (the first step's) first. `steps_available`: batches per epoch (None if
     unknown, e.g. a generator without steps_per_epoch). On CPU the quick-compiling per-step jit comes first."""
-    has_conv = any(ir.count_ops(model.graph).get(op) for op in CONV_OPS)
-    if platform == "cpu" and has_conv:
+    if platform == "cpu" and has_conv(model):
         # Conv training on XLA:CPU: the conv option in both (it measured 1.1-2x faster per train step on
         # fit.py's two conv models; eval and predict keep XLA's default), no scan (7-23x slower).
         quick = {**QUICK_CPU_OPTIONS, **CPU_CONV_OPTIONS}

@@ -45,18 +45,21 @@ def _kind(dtype_name):
 
 def _single_input(model):
     """(shape without the batch axis, NumPy dtype) of a model's one input when that shape is fully known and its
-    dtype is a NumPy one, else None; kept on the model (its inputs do not change once known)."""
+    dtype is a NumPy one, else None; kept on the model for its current input tensor (a Sequential model rebuilt
+    for another shape gets a new one)."""
+    specs = model.inputs
+    if specs is None or len(specs) != 1:
+        return None
     cached = model.__dict__.get("_flat_single_input")
-    if cached is None:
-        specs = model.inputs
-        cached = (None,)
-        if specs is not None and len(specs) == 1 and all(d is not None for d in specs[0].shape[1:]):
-            target = _kind(str(specs[0].dtype))[1]
-            if target is not None:
-                cached = ((tuple(specs[0].shape[1:]), target),)
-        if specs is not None:
-            model.__dict__["_flat_single_input"] = cached
-    return cached[0]
+    if cached is not None and cached[0] is specs[0]:
+        return cached[1]
+    single = None
+    if all(d is not None for d in specs[0].shape[1:]):
+        target = _kind(str(specs[0].dtype))[1]
+        if target is not None:
+            single = (tuple(specs[0].shape[1:]), target)
+    model.__dict__["_flat_single_input"] = (specs[0], single)
+    return single
 
 
 def flatten_x(model, x):
@@ -80,7 +83,7 @@ def flatten_x(model, x):
         if target is not None and arr.dtype == target:      # the common case: nothing to check or convert
             out.append(arr)
             continue
-        if kind == "float" and arr.dtype.kind not in "biufc":
+        if kind == "float" and arr.dtype.kind not in "biufc" and arr.dtype.name != "bfloat16":
             raise TypeError(f'Input {i} ("{names[i]}") of model "{model.name}" expects {spec.dtype} data, '
                             f"received dtype {arr.dtype}.")
         if kind == "int" and arr.dtype.kind == "f":

@@ -7,55 +7,63 @@ the toy ResNet's predict step with the conv option (autotune.CPU_CONV_OPTIONS) a
 rule gets all of these right; a measurement in the process does.
 
 Tuning is tiered, as in a JIT: a batch shape that predict runs rarely is never tuned. Each shape (a bucket,
-runtime/buckets.py) first runs the model's own program; its first call (compilation included) is timed, then
-its calls are timed until they add up to PAYBACK x that first call. Then the shape is hot: the next call runs
+runtime/buckets.py) first runs the model's own program; its first call (compilation included; at least
+MIN_COST_S when the program was compiled already, e.g. the eval step by fit's validation) is timed, then its
+next MIN_COUNTED_CALLS calls (these wait for their results), and later calls are counted at their average
+time, without waiting, until they add up to PAYBACK x that first call. Then the shape is hot: the next call runs
 the model's program and each candidate on the same batch and checks the candidate's outputs against the
-model's (np.allclose with rtol=RTOL); the agreeing candidates and the model's program then take turns on the
-following calls (each call computes the user's batch, so timing wastes nothing; each one's first turn is not
-counted) until each has MIN_CALLS calls over MIN_SECONDS, and the fastest is kept (a candidate must take < MARGIN of the model's time,
-median per call). Tuning thus costs at most about one compilation per candidate for a shape that has already
+model's (outputs_agree: rtol=RTOL of the output's scale, at least 8 ulps of its dtype); the agreeing
+candidates and the model's program then take turns on the following calls (each call computes the user's
+batch, so timing wastes nothing; each one's first turn is not counted) until each has MIN_CALLS calls over
+MIN_SECONDS, and the fastest is kept (a candidate must take < MARGIN of the model's time, median per call). Tuning thus costs at most about one compilation per candidate for a shape that has already
 run PAYBACK x as long as one, and nothing for other shapes or models without candidates.
 
 The eval step is tuned the same way in `evaluate()` (its metric states, donated to each call, are copied for
 the check; fit's validation keeps the model's program, so tuning never lands inside fit's epochs).
 
-Decisions are cached like fit's (autotune.store / lookup, key suffix "-predict" or "-eval"), so a later process
-compiles only the chosen program. A cached decision is used only if its options are one of the current
+Decisions are cached like fit's (autotune.store / lookup; the key adds the endpoint, the compile arguments for
+eval, and the CompiledModel's own options and passes), so a later process compiles only the chosen program. A cached decision is used only if its options are one of the current
 candidates'. Tuning is on with `compile(steps_per_execution="auto")` (the default) or, for predict, an
 uncompiled model: a fixed steps_per_execution turns the autotuner off.
 """
+import hashlib
+import json
 import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from fncompiler import ir
 from . import autotune, host_eval
 
 
 def candidates(model, platform):
     """The XLA option sets to try for an inference step, the model's own first."""
     out = [{"name": "default options", "compiler_options": {}}]
-    if platform == "cpu" and any(ir.count_ops(model.graph).get(op) for op in autotune.CONV_OPS):
+    if platform == "cpu" and autotune.has_conv(model):
         out.append({"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
     return out
 
 
 def outputs_agree(reference, candidate, rtol):
-    """Whether every candidate output is within `rtol` of the reference (relative to the reference output's
-    largest magnitude, so outputs near zero do not fail on rounding), with NaNs in the same places."""
+    """Whether every candidate output is within `rtol` (at least 8 ulps of its dtype: bfloat16 and float16 round
+    coarsely) of the reference, relative to the reference output's largest magnitude (so outputs near zero do not
+    fail on rounding), with NaNs in the same places; other dtypes must be equal."""
     for r, c in zip(reference, candidate):
         r, c = np.asarray(r), np.asarray(c)
-        if r.shape != c.shape:
+        if r.shape != c.shape or r.dtype != c.dtype:
             return False
-        if not np.issubdtype(r.dtype, np.inexact):
+        if not jnp.issubdtype(r.dtype, jnp.inexact):
             if not np.array_equal(r, c):
                 return False
             continue
+        tol = max(rtol, 8 * float(jnp.finfo(r.dtype).eps))
+        wide = np.complex128 if jnp.issubdtype(r.dtype, jnp.complexfloating) else np.float64
+        r, c = r.astype(wide), c.astype(wide)
         finite = np.isfinite(r)
         scale = float(np.max(np.abs(r[finite]))) if finite.any() else 0.0
-        if not np.allclose(c, r, rtol=rtol, atol=rtol * scale, equal_nan=True):
+        if not np.allclose(c, r, rtol=tol, atol=tol * scale, equal_nan=True):
             return False
     return True
 
@@ -66,8 +74,8 @@ class _Shape:
     def __init__(self, key):
         self.key = key
         self.phase = "first"     # first -> count -> check -> compare -> decided
-        self.first_s = None      # the first call's seconds (its compilation included)
-        self.counted_s = 0.0
+        self.first_s = None      # the first call's seconds (its compilation included), at least MIN_COST_S
+        self.counted_s = 0.0     # the calls' seconds since: timed for the first MIN_COUNTED_CALLS, then estimated
         self.counted = 0
         self.contenders = []     # [entry] taking turns in "compare", the model's own program first
         self.turn = 0
@@ -82,6 +90,7 @@ class InferenceTuner:
     there is nothing to choose from (then the trainer calls its step itself)."""
 
     PAYBACK = 2.0
+    MIN_COST_S = 0.2         # a compilation's cost when the first call found its program compiled already
     MIN_COUNTED_CALLS = 2
     MIN_CALLS = 5
     MIN_SECONDS = 0.05
@@ -117,7 +126,8 @@ class InferenceTuner:
         """The batch arrays of a call's arguments (what its shape is taken from)."""
         if self.endpoint == "predict":
             return list(args[2])
-        return [a for a in list(args[3]) + list(args[4]) + [args[5]] if a is not None]
+        sample_weight = args[5] if len(args) > 5 else None
+        return [a for a in list(args[3]) + list(args[4]) + [sample_weight] if a is not None]
 
     def _donation_safe(self, args):
         """`args` whose donated part (eval's metric states) is a copy, for a call whose arguments are used again."""
@@ -135,8 +145,17 @@ class InferenceTuner:
             return shape.step(*args)
         return self._tune(shape, args)
 
+    def _key(self, batch):
+        """The cache key of a batch shape: the model's signature (with the compile arguments for eval, whose
+        outputs are the loss and metrics), the endpoint, and this CompiledModel's own options and passes."""
+        cm = self.compiled
+        own = json.dumps([cm.compiler_options, cm.pass_options, repr(cm._custom_passes)], sort_keys=True, default=repr)
+        cfg = cm.compile_config if self.endpoint == "eval" else None
+        return (autotune.signature(cm.model, batch, cfg) + "-" + self.endpoint + "-"
+                + hashlib.sha256(own.encode()).hexdigest()[:8])
+
     def _start(self, batch):
-        shape = _Shape(autotune.signature(self.compiled.model, batch) + "-" + self.endpoint)
+        shape = _Shape(self._key(batch))
         cached = autotune.lookup(shape.key, self.trials, ("compiler_options",))
         if cached is not None:         # (a decision for options this tuner would not try is ignored)
             trial = next(t for t in self.trials if t["compiler_options"] == cached["compiler_options"])
@@ -158,15 +177,23 @@ class InferenceTuner:
 
     def _tune(self, shape, args):
         reference = self.trials[0]
-        if shape.phase in ("first", "count"):
+        if shape.phase == "first":
+            traces = self.compiled.trace_counts[self.endpoint]
             out, seconds = self._timed(self._step(reference), args)
-            if shape.phase == "first":
-                shape.first_s, shape.phase = seconds, "count"
-            else:
+            if self.compiled.trace_counts[self.endpoint] == traces:    # compiled before (e.g. by fit's validation)
+                seconds = max(seconds, self.MIN_COST_S)
+            shape.first_s, shape.phase = seconds, "count"
+            return out
+        if shape.phase == "count":
+            if shape.counted < self.MIN_COUNTED_CALLS:     # timed (waits for the result) ...
+                out, seconds = self._timed(self._step(reference), args)
                 shape.counted_s += seconds
-                shape.counted += 1
-                if shape.counted >= self.MIN_COUNTED_CALLS and shape.counted_s >= self.PAYBACK * shape.first_s:
-                    shape.phase = "check"     # hot: the next call checks the candidates
+            else:                                          # ... then estimated, so calls overlap again
+                out = self._step(reference)(*args)
+                shape.counted_s += shape.counted_s / shape.counted
+            shape.counted += 1
+            if shape.counted >= self.MIN_COUNTED_CALLS and shape.counted_s >= self.PAYBACK * shape.first_s:
+                shape.phase = "check"     # hot: the next call checks the candidates
             return out
         if shape.phase == "check":
             tried = [(trial, self._donation_safe(args)) for trial in self.trials[1:]]

@@ -15,14 +15,13 @@ import time
 
 import jax
 
-from fncompiler import ir
 from . import autotune, host_eval
 
 
 def step_candidates(model, platform):
     """The XLA option sets to try for a train step called directly, the model's own first."""
     out = [{"name": "default options", "compiler_options": {}}]
-    if platform == "cpu" and any(ir.count_ops(model.graph).get(op) for op in autotune.CONV_OPS):
+    if platform == "cpu" and autotune.has_conv(model):
         out.append({"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
     return out
 

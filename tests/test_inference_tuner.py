@@ -92,8 +92,9 @@ def test_a_hot_shape_is_tuned_checked_decided_and_cached(eager_tuning):
     assert again._trainer.inference_tuners["predict"].decisions()[(((16, 8, 8, 3), "float32"),)]["name"] == decision["name"]
 
 
-def test_shapes_are_tuned_apart_and_a_cold_shape_is_not_tuned():
-    """With the default payback a shape run a few times is never tuned: one program, no candidate compiled."""
+def test_a_cold_shape_is_not_tuned_and_each_bucket_keeps_its_own_state():
+    """With the default payback a shape run a few times is never tuned: one program per bucket, no candidate
+    compiled, and each bucket (16; 5 padded to 8) has its own state."""
     model = _conv_model()
     for n in (16, 16, 16, 5, 5):
         x = _x(n)
@@ -141,7 +142,7 @@ def test_an_option_this_xla_lacks_is_skipped(eager_tuning, monkeypatch):
 def test_a_cached_decision_for_options_not_tried_is_ignored(eager_tuning, fresh_cache):
     """The cache file is the user's; a decision naming options this tuner would not try is not applied."""
     x = _x()
-    key = autotune.signature(_conv_model(), [x]) + "-predict"
+    key = inference_tuner.InferenceTuner(_conv_model()._get_trainer().compiled)._key([x])
     autotune.store(key, {"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
     model = _conv_model()
     model.predict(x, batch_size=16, verbose=0)
@@ -217,8 +218,99 @@ def test_compile_model_autotune_tunes_the_predict_and_eval_steps_called_directly
     assert step.decisions()
     assert cm.trace_counts["predict"] == 2
     assert "stablehlo" in cm.as_text("predict", batch_size=2)       # through __getattr__: the model's step
-    assert isinstance(cm.step("eval"), inference_tuner.InferenceTuner)
+    model.compile(loss="mse", optimizer="sgd")
+    cm = compile_model(model, autotune=True)
+    eval_step = cm.step("eval")
+    assert isinstance(eval_step, inference_tuner.InferenceTuner)
+    trainer = model._get_trainer()
+    y = np.random.default_rng(1).random((16, 2), dtype=np.float32)
+    expected = float(np.mean((_reference(model, x) - y) ** 2))
+    for _ in range(CALLS_TO_DECIDE):
+        states = eval_step(*cm.weights("eval"), trainer._fresh_metric_states(), [jnp.asarray(x)], [jnp.asarray(y)],
+                           None)
+        assert trainer._logs(states)["loss"] == pytest.approx(expected, rel=1e-4)
+    assert eval_step.decisions()
     inputs = keras.Input(shape=(4,))
     dense = keras.Model(inputs, layers.Dense(2)(inputs))
     plain = compile_model(dense, autotune=True)
     assert plain.step("predict") is plain._step("predict")
+
+
+def test_a_first_call_that_compiled_nothing_counts_as_a_compilation(monkeypatch):
+    """fit's validation compiles the eval step; evaluate's first call of that shape then compiles nothing and is
+    fast, and must not make the shape hot after two more calls (the tuner would compile its candidate inside a
+    one-off evaluate): its cost counts as at least MIN_COST_S."""
+    model = _conv_model()
+    x, y = _x(64), np.random.default_rng(1).random((64, 2), dtype=np.float32)
+    model.fit(x, y, batch_size=16, epochs=1, validation_data=(x, y), verbose=0)
+    assert model._trainer.compiled.trace_counts["eval"] == 1
+    model.evaluate(x, y, batch_size=16, verbose=0)                          # 4 calls of one shape
+    shape = model._trainer.inference_tuners["eval"].shapes[(((16, 8, 8, 3), "float32"), ((16, 2), "float32"))]
+    assert shape.first_s >= inference_tuner.InferenceTuner.MIN_COST_S and shape.phase == "count"
+    assert model._trainer.compiled.trace_counts["eval"] == 1
+
+
+def test_counting_waits_for_results_only_while_it_times_calls(monkeypatch):
+    """After the first call and MIN_COUNTED_CALLS timed ones, counting calls does not wait for their results
+    (predict's batches overlap again); their time is estimated from the timed ones."""
+    timed = []
+    real = inference_tuner.InferenceTuner._timed
+    monkeypatch.setattr(inference_tuner.InferenceTuner, "_timed",
+                        staticmethod(lambda step, args: timed.append(1) or real(step, args)))
+    model = _conv_model()
+    x = _x(16 * 10)
+    model.predict(x, batch_size=16, verbose=0)                              # 10 calls of one shape
+    shape = model._trainer.inference_tuners["predict"].shapes[(((16, 8, 8, 3), "float32"),)]
+    assert shape.phase == "count" and shape.counted == 9
+    assert len(timed) == 1 + inference_tuner.InferenceTuner.MIN_COUNTED_CALLS
+
+
+def test_eval_decisions_are_kept_per_compile_arguments_and_predict_decisions_are_not():
+    model = _conv_model()
+    batch = [_x(), np.zeros((16, 2), np.float32)]
+    keys = {}
+    for loss in ("mse", "mae"):
+        model.compile(loss=loss, optimizer="sgd")
+        trainer = model._get_trainer()
+        keys[loss] = [inference_tuner.InferenceTuner(trainer.compiled, e)._key(batch[:1] if e == "predict" else batch)
+                      for e in ("predict", "eval")]
+    assert keys["mse"][0] == keys["mae"][0]
+    assert keys["mse"][1] != keys["mae"][1]
+    from fncompiler.runtime.compiled import compile_model
+    other = compile_model(model, compiler_options={"xla_backend_optimization_level": 2})
+    assert inference_tuner.InferenceTuner(other, "predict")._key(batch[:1]) != keys["mae"][0]
+
+
+def test_low_precision_outputs_are_compared_at_their_own_precision():
+    import jax.numpy as jnp
+    r = [np.array([1.0, 2.0, np.nan], jnp.bfloat16)]
+    one_ulp = [np.array([1.0078125, 2.0, np.nan], jnp.bfloat16)]
+    assert inference_tuner.outputs_agree(r, one_ulp, 1e-3)                 # rounding, not a different program
+    assert not inference_tuner.outputs_agree(r, [np.array([1.5, 2.0, np.nan], jnp.bfloat16)], 1e-3)
+    assert not inference_tuner.outputs_agree(r, [np.array([1.0, 2.0, 0.0], jnp.bfloat16)], 1e-3)
+    assert not inference_tuner.outputs_agree(r, [r[0].astype(np.float32)], 1e-3)   # another dtype
+
+
+def test_a_subclassed_model_with_a_convolution_has_candidates():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = layers.Conv2D(4, 3)
+            self.pool = layers.GlobalAveragePooling2D()
+
+        def call(self, x):
+            return self.pool(self.conv(x))
+
+    class Plain(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+    net, plain = Net(), Plain()
+    net(_x(2))
+    plain(np.zeros((2, 3), np.float32))
+    assert autotune.has_conv(net) and not autotune.has_conv(plain)
+    assert len(inference_tuner.candidates(net, "cpu")) == 2
+    np.testing.assert_allclose(net.predict(_x(4), verbose=0).shape, (4, 4))

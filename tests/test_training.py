@@ -241,7 +241,10 @@ def test_flatten_x_passes_a_matching_array_through_and_checks_the_rest():
     inputs = keras.Input(shape=(4, 3), name="seq")
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     x = np.zeros((5, 4, 3), np.float32)
+    checked = model.flatten_inputs
+    model.flatten_inputs = lambda value: pytest.fail("the matching array took the checked path")
     assert data_lib.flatten_x(model, x)[0] is x
+    model.flatten_inputs = checked
     converted = data_lib.flatten_x(model, x.astype(np.float64))[0]
     assert converted.dtype == np.float32 and converted.shape == (5, 4, 3)
     assert data_lib.flatten_x(model, {"seq": x})[0] is x
@@ -254,3 +257,14 @@ def test_flatten_x_passes_a_matching_array_through_and_checks_the_rest():
     with pytest.raises(TypeError, match="non-integral"):
         data_lib.flatten_x(ids, np.full((2, 3), 0.5, np.float32))
     assert data_lib.flatten_x(ids, np.ones((2, 3), np.int32))[0].dtype == np.int32
+
+
+def test_flatten_x_follows_a_sequential_model_rebuilt_for_another_shape():
+    from fncompiler.runtime import data as data_lib
+    model = keras.Sequential([keras.layers.Activation("relu")])
+    model.build((None, 4))
+    assert data_lib.flatten_x(model, np.zeros((5, 4), np.float32))[0].shape == (5, 4)
+    model.build((None, 3))
+    with pytest.raises(ValueError, match="wrong shape"):
+        data_lib.flatten_x(model, np.zeros((5, 4), np.float32))
+    assert data_lib.flatten_x(model, np.zeros((5, 3), np.float32))[0].shape == (5, 3)
