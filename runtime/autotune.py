@@ -141,6 +141,15 @@ def has_conv(model):
     return False
 
 
+def option_candidates(model, platform):
+    """The XLA option sets to try for one step called on its own (compile_model's train-step tuner, the inference
+    tuner), the model's own first: on CPU for models with convolutions, also the conv option."""
+    out = [{"name": "default options", "compiler_options": {}}]
+    if platform == "cpu" and has_conv(model):
+        out.append({"name": "conv option (ynn off)", "compiler_options": dict(CPU_CONV_OPTIONS)})
+    return out
+
+
 def candidates(model, platform, steps_available, allow_scan=True):
     """The strategies to try, the reference (the first step's) first. `steps_available`: batches per epoch (None if
     unknown, e.g. a generator without steps_per_epoch). On CPU the quick-compiling per-step jit comes first."""

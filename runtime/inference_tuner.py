@@ -38,12 +38,7 @@ import numpy as np
 from . import autotune, host_eval
 
 
-def candidates(model, platform):
-    """The XLA option sets to try for an inference step, the model's own first."""
-    out = [{"name": "default options", "compiler_options": {}}]
-    if platform == "cpu" and autotune.has_conv(model):
-        out.append({"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
-    return out
+candidates = autotune.option_candidates          # the option sets to try, the model's own first
 
 
 def outputs_agree(reference, candidate, rtol):

@@ -18,12 +18,7 @@ import jax
 from . import autotune, host_eval
 
 
-def step_candidates(model, platform):
-    """The XLA option sets to try for a train step called directly, the model's own first."""
-    out = [{"name": "default options", "compiler_options": {}}]
-    if platform == "cpu" and autotune.has_conv(model):
-        out.append({"name": "conv option (ynn off)", "compiler_options": dict(autotune.CPU_CONV_OPTIONS)})
-    return out
+step_candidates = autotune.option_candidates     # the option sets to try, the model's own first
 
 
 class TunedTrainStep:

@@ -51,6 +51,15 @@ def _reference(model, x):
     return h.mean(axis=(1, 2)) @ w + c
 
 
+def _predict_checked(model, x, calls):
+    """`calls` predicts of `x` at batch 16, each checked against the NumPy reference; then the tuner's decision
+    for that shape (None if undecided)."""
+    for _ in range(calls):
+        np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
+                                   rtol=1e-4, atol=1e-5)
+    return model._trainer.inference_tuners["predict"].decisions().get(((x.shape, "float32"),))
+
+
 def _x(n=16, seed=0):
     return np.random.default_rng(seed).random((n, 8, 8, 3), dtype=np.float32)
 
@@ -115,12 +124,7 @@ def test_a_candidate_that_computes_something_else_is_rejected(eager_tuning, monk
             return lambda tv, ntv, batch: [o * 1.01 for o in fn(tv, ntv, batch)]
         return fn
     monkeypatch.setattr(inference_tuner.InferenceTuner, "_step", step)
-    model = _conv_model()
-    x = _x()
-    for _ in range(6):
-        np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
-                                   rtol=1e-4, atol=1e-5)
-    decision = model._trainer.inference_tuners["predict"].decisions()[(((16, 8, 8, 3), "float32"),)]
+    decision = _predict_checked(_conv_model(), _x(), 6)
     assert decision["name"] == "default options"
     assert [r.get("agrees") for r in decision["report"]] == [False]
 
@@ -129,12 +133,7 @@ def test_an_option_this_xla_lacks_is_skipped(eager_tuning, monkeypatch):
     bogus = {"name": "bogus", "compiler_options": {"xla_no_such_option_anywhere": True}}
     monkeypatch.setattr(inference_tuner, "candidates",
                         lambda model, platform: [{"name": "default options", "compiler_options": {}}, bogus])
-    model = _conv_model()
-    x = _x()
-    for _ in range(4):
-        np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _reference(model, x),
-                                   rtol=1e-4, atol=1e-5)
-    decision = model._trainer.inference_tuners["predict"].decisions()[(((16, 8, 8, 3), "float32"),)]
+    decision = _predict_checked(_conv_model(), _x(), 4)
     assert decision["name"] == "default options"
     assert decision["report"][0]["name"] == "bogus" and "error" in decision["report"][0]
 
