@@ -5,6 +5,7 @@ workers stays light.
 """
 import datetime
 import importlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -19,7 +20,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # -- environment -----------------------------------------------------------------------------------------
 def version_of(module_name):
-    """The module's __version__, or None when it cannot be imported."""
+    """The installed distribution's version (read from its metadata, so nothing is imported: Keras, for one,
+    fails to import here without KERAS_BACKEND set, while the benchmark's workers set it), else the module's
+    __version__, or None when it is neither installed nor importable."""
+    try:
+        return importlib.metadata.version(module_name)
+    except importlib.metadata.PackageNotFoundError:
+        pass
     try:
         module = importlib.import_module(module_name)
     except Exception:      # noqa: BLE001 - any import failure means "not available"
