@@ -4,9 +4,12 @@ A functional model is a directed acyclic graph of layers. `keras.Input` creates 
 layer on a symbolic tensor adds a node to the graph and returns the node's symbolic output, whose shape and
 dtype are known at once. `keras.Model(inputs, outputs)` wraps the graph between them.
 
-Run: python examples/01_first_model.py   (writes two PNG files into the current folder)
+Run: python examples/01_first_model.py [OUT_DIR]   (writes two PNG files into OUT_DIR, by default a new
+temporary folder; the path is printed)
 """
 import os
+import sys
+import tempfile
 
 import fncompiler as keras
 from fncompiler import layers
@@ -48,12 +51,15 @@ except ValueError as err:
 else:
     raise AssertionError("calling a Dense(784 -> 64) layer on a 100-feature input should fail")
 
-# Plot the graph (needs graphviz's `dot`). The files go into the current folder.
-keras.utils.plot_model(model, "my_first_model.png")
-keras.utils.plot_model(model, "my_first_model_with_shape_info.png", show_shapes=True)
+# Plot the graph (Graphviz comes with the pygraphviz wheel). The files go into OUT_DIR or a temporary folder.
+out_dir = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="fncompiler-example-")
+os.makedirs(out_dir, exist_ok=True)
+keras.utils.plot_model(model, os.path.join(out_dir, "my_first_model.png"))
+keras.utils.plot_model(model, os.path.join(out_dir, "my_first_model_with_shape_info.png"), show_shapes=True)
 for name in ("my_first_model.png", "my_first_model_with_shape_info.png"):
-    with open(name, "rb") as fh:
-        assert fh.read(8) == b"\x89PNG\r\n\x1a\n", name
-    print(f"wrote {name} ({os.path.getsize(name):,} bytes)")
+    path = os.path.join(out_dir, name)
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n", path
+    print(f"wrote {path} ({os.path.getsize(path):,} bytes)")
 
 print("OK 01_first_model")

@@ -4,8 +4,13 @@ Tickets are ranked by priority and routed to a department. The model has three i
 body as sequences of word ids, and binary tags) and two outputs (a priority score and department logits).
 Each output gets its own loss and loss weight. The data are random, as in the guide.
 
-Run: python examples/06_multi_input_output.py   (writes multi_input_and_output_model.png into the current folder)
+Run: python examples/06_multi_input_output.py [OUT_DIR]   (writes multi_input_and_output_model.png into
+OUT_DIR, by default a new temporary folder; the path is printed)
 """
+import os
+import sys
+import tempfile
+
 import numpy as np
 
 import fncompiler as keras
@@ -42,8 +47,11 @@ model = keras.Model(
     name="ticket_model",
 )
 model.summary()
-keras.utils.plot_model(model, "multi_input_and_output_model.png", show_shapes=True)
-print("wrote multi_input_and_output_model.png")
+out_dir = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="fncompiler-example-")
+os.makedirs(out_dir, exist_ok=True)
+plot_path = os.path.join(out_dir, "multi_input_and_output_model.png")
+keras.utils.plot_model(model, plot_path, show_shapes=True)
+print("wrote", plot_path)
 
 # With dict outputs the model's flat output order is the sorted keys, as in Keras 3 (`model.output_names`).
 print("output_names:", model.output_names)

@@ -6,8 +6,13 @@ residual blocks add their input back to their output (`layers.add`), which a Seq
 The guide trains on CIFAR-10. `keras.datasets.cifar10.load_data()` only reads a local copy and never
 downloads, so this example uses the shipped 8x8 digits, enlarged to 32x32 and repeated over 3 channels.
 
-Run: python examples/07_toy_resnet.py   (writes mini_resnet.png into the current folder)
+Run: python examples/07_toy_resnet.py [OUT_DIR]   (writes mini_resnet.png into OUT_DIR, by default a new
+temporary folder; the path is printed)
 """
+import os
+import sys
+import tempfile
+
 import numpy as np
 
 import fncompiler as keras
@@ -40,8 +45,11 @@ model.summary()   # with branches, the summary has a "Connected to" column
 assert model.count_params() == 223_242, model.count_params()
 assert tuple(block_2_output.shape) == tuple(block_1_output.shape) == (None, 9, 9, 64)
 
-keras.utils.plot_model(model, "mini_resnet.png", show_shapes=True)
-print("wrote mini_resnet.png")
+out_dir = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="fncompiler-example-")
+os.makedirs(out_dir, exist_ok=True)
+plot_path = os.path.join(out_dir, "mini_resnet.png")
+keras.utils.plot_model(model, plot_path, show_shapes=True)
+print("wrote", plot_path)
 
 # Data: 8x8 digits (0..16) -> 32x32 (each pixel a 4x4 block) -> 3 identical channels in [0, 1].
 (x_train, y_train), (x_test, y_test) = digits.load_data()

@@ -3,42 +3,52 @@
 `import fncompiler as keras` gives the Keras names: Input, Model, Sequential, layers, ops, losses, metrics,
 optimizers, callbacks, datasets, utils, models, applications, saving. The compiler's own entry point is
 `fncompiler.compile_model(model)`.
+
+Every name loads on first use (PEP 562), so `import fncompiler` itself imports nothing heavy, and a serving
+process that only does `from fncompiler.runtime import load_exported` never loads the model-building code
+(layers, models, ...). `dir(fncompiler)` lists every name. To export a new name, add one line to `_NAMES`
+(name -> the submodule, relative to this package, that defines it) or to `_SUBPACKAGES`.
 """
+import importlib
+
 __version__ = "0.1.0"
 
-from . import activations, constraints, initializers, regularizers
-from . import layers, ops
-from .layers import Input, InputLayer, Layer
-from .models import Functional, Model, Sequential
-from .symbolic import KerasTensor, SymbolicTensor
-from .variables import Variable
-from . import models, utils, datasets
+# Subpackages and modules reachable as attributes: `fncompiler.layers`, `keras.ops`, ...
+_SUBPACKAGES = (
+    "activations", "applications", "callbacks", "constraints", "datasets", "distribution", "initializers", "ir",
+    "layers", "losses", "metrics", "models", "ops", "optimizers", "passes", "regularizers", "runtime", "saving",
+    "utils",
+)
 
-_LAZY = {"losses", "metrics", "optimizers", "callbacks", "saving", "applications", "ir", "passes", "runtime",
-         "distribution"}
+# Top-level names -> the submodule that defines them.
+_NAMES = {
+    "Input": "layers",
+    "InputLayer": "layers",
+    "Layer": "layers",
+    "Functional": "models",
+    "Model": "models",
+    "Sequential": "models",
+    "KerasTensor": "symbolic",
+    "SymbolicTensor": "symbolic",
+    "Variable": "variables",
+    "compile_model": "runtime.compiled",
+    "export": "runtime.export",
+}
 
 
 def __getattr__(name):
-    # Heavier subpackages load on first use so `import fncompiler` stays fast.
-    if name in _LAZY:
-        import importlib
-        module = importlib.import_module(f".{name}", __name__)
-        globals()[name] = module
-        return module
-    if name == "compile_model":
-        from .runtime.compiled import compile_model
-        return compile_model
-    if name == "export":
-        from .runtime.export import export
-        return export
-    raise AttributeError(f"module 'fncompiler' has no attribute {name!r}")
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'fncompiler' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LAZY) + ["compile_model", "export"])
+    return sorted(set(globals()) | set(_SUBPACKAGES) | set(_NAMES))
 
 
-__all__ = ["Input", "InputLayer", "Layer", "Model", "Functional", "Sequential", "KerasTensor", "SymbolicTensor",
-           "Variable", "activations", "constraints", "initializers", "regularizers", "layers", "ops", "models",
-           "utils", "datasets", "losses", "metrics", "optimizers", "callbacks", "saving", "applications",
-           "compile_model", "export", "ir", "passes", "runtime", "distribution"]
+__all__ = sorted(set(_SUBPACKAGES) | set(_NAMES))

@@ -6,6 +6,7 @@ The two fastest examples run by default; the others are marked slow (`pytest -m 
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -33,7 +34,7 @@ EXPECTED = {
     "13_compile_model.py": "inline pass: inlined 2 nested models",
 }
 FAST = {"01_first_model.py", "11_when_to_use_functional.py"}
-# files each example leaves in its working folder
+# files each example writes into the folder given as its argument (nothing goes into its working folder)
 WRITES = {
     "01_first_model.py": ["my_first_model.png", "my_first_model_with_shape_info.png"],
     "06_multi_input_output.py": ["multi_input_and_output_model.png"],
@@ -41,9 +42,10 @@ WRITES = {
 }
 
 
-def run_script(path, cwd):
+def run_script(path, cwd, *args):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, str(path)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, str(path), *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -58,14 +60,47 @@ def test_every_example_is_tested_and_listed():
 @pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow)
                                   for n in sorted(EXPECTED)])
 def test_example(name, tmp_path):
-    code, output = run_script(EXAMPLES / name, tmp_path)
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
+    code, output = run_script(EXAMPLES / name, cwd, *([out] if name in WRITES else []))
     assert code == 0, f"{name} exited with {code}:\n{output[-4000:]}"
     stem = name[:-3]
     assert f"OK {stem}" in output.splitlines(), output[-2000:]
     assert EXPECTED[name] in output, f"{name}: expected {EXPECTED[name]!r} in its output:\n{output[-2000:]}"
-    for written in WRITES.get(name, []):
-        path = tmp_path / written
-        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", written
+    assert list(cwd.iterdir()) == [], f"{name} wrote into its working folder: {list(cwd.iterdir())}"
+    if name in WRITES:
+        assert sorted(p.name for p in out.iterdir()) == sorted(WRITES[name])
+        for written in WRITES[name]:
+            assert (out / written).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", written
+
+
+def _git_status():
+    """`git status` of the checkout, ignored files included (bytecode caches aside), or None without git."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        return None
+    proc = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return sorted(line for line in proc.stdout.splitlines() if "__pycache__" not in line and ".pyc" not in line)
+
+
+def test_plotting_example_run_in_the_checkout_leaves_it_unchanged():
+    """Run as a user does, from the repository root without an argument: the PNGs go to a new temporary folder."""
+    before = _git_status()
+    if before is None:
+        pytest.skip("not a git checkout")
+    code, output = run_script(EXAMPLES / "01_first_model.py", ROOT)
+    assert code == 0, output[-4000:]
+    written = [pathlib.Path(m) for m in re.findall(r"^wrote (\S+) \(", output, re.M)]
+    try:
+        assert [p.name for p in written] == ["my_first_model.png", "my_first_model_with_shape_info.png"], output
+        for path in written:
+            assert path.is_file() and ROOT not in path.resolve().parents, path
+        assert _git_status() == before
+    finally:
+        for folder in {p.parent for p in written}:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -7,10 +7,17 @@ import pytest
 
 import fncompiler as keras
 from fncompiler import layers
+from fncompiler.utils import graphviz_render
 from fncompiler.utils import plot as plot_utils
 from fncompiler.utils import model_to_dot, plot_model
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's `dot` is not installed")
+
+
+@pytest.fixture
+def no_pygraphviz(monkeypatch):
+    """plot_model as on a machine without the pygraphviz wheel: only a system `dot` can render."""
+    monkeypatch.setattr(graphviz_render, "have_pygraphviz", lambda: False)
 
 
 def dot_nodes(dot):
@@ -208,7 +215,6 @@ def test_sequential_model():
 
 
 # -- rendering ------------------------------------------------------------------------------------
-@needs_dot
 def test_plot_model_png(tmp_path):
     path = tmp_path / "model.png"
     assert plot_model(mlp(), str(path), show_shapes=True) is None
@@ -220,7 +226,6 @@ def test_plot_model_png(tmp_path):
     assert noext.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@needs_dot
 def test_plot_model_svg_has_one_node_group_per_layer(tmp_path):
     for model in (multi_io(), residual()):
         path = tmp_path / f"{model.name}.svg"
@@ -233,7 +238,6 @@ def test_plot_model_svg_has_one_node_group_per_layer(tmp_path):
             assert f">{layer.name}<" in svg
 
 
-@needs_dot
 def test_plot_model_pdf_and_expand_nested(tmp_path):
     path = tmp_path / "nested.pdf"
     plot_model(_nested(), str(path), expand_nested=True, show_shapes=True)
@@ -245,7 +249,7 @@ def test_plot_model_pdf_and_expand_nested(tmp_path):
     assert svg.count('<g id="node') == 6
 
 
-def test_plot_model_dot_source_needs_no_graphviz(tmp_path, monkeypatch):
+def test_plot_model_dot_source_needs_no_graphviz(tmp_path, monkeypatch, no_pygraphviz):
     monkeypatch.setattr(plot_utils.shutil, "which", lambda name, *a, **k: None)
     path = tmp_path / "model.dot"
     assert plot_model(residual(), str(path)) is None
@@ -261,7 +265,7 @@ def test_unknown_plot_kwargs_are_rejected(tmp_path):
 
 
 # -- missing Graphviz / pydot ---------------------------------------------------------------------
-def test_missing_dot_program_raises_clear_oserror(tmp_path, monkeypatch):
+def test_missing_dot_program_raises_clear_oserror(tmp_path, monkeypatch, no_pygraphviz):
     monkeypatch.setattr(plot_utils.shutil, "which", lambda name, *a, **k: None)
     path = tmp_path / "model.png"
     with pytest.raises(plot_utils.GraphvizNotFoundError) as info:
@@ -269,10 +273,11 @@ def test_missing_dot_program_raises_clear_oserror(tmp_path, monkeypatch):
     err = info.value
     assert isinstance(err, OSError)
     assert "`dot`" in str(err) and "apt-get install graphviz" in str(err) and "pip install pydot" in str(err)
+    assert "pygraphviz is not installed" in str(err) and "pip install 'pygraphviz>=2.0'" in str(err)
     assert not path.exists()
 
 
-def test_dot_missing_from_path_is_reported_too(tmp_path, monkeypatch):
+def test_dot_missing_from_path_is_reported_too(tmp_path, monkeypatch, no_pygraphviz):
     # shutil.which is fooled but the program cannot be started: pydot's ENOENT error is translated
     monkeypatch.setattr(plot_utils.shutil, "which", lambda name, *a, **k: "/usr/bin/dot")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
@@ -282,9 +287,29 @@ def test_dot_missing_from_path_is_reported_too(tmp_path, monkeypatch):
 
 
 def test_real_path_without_graphviz(tmp_path, monkeypatch):
+    # no `dot` on PATH: the Graphviz bundled in the pygraphviz wheel renders ...
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    plot_model(mlp(), str(tmp_path / "model.png"))
+    assert (tmp_path / "model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # ... and without pygraphviz either, the error says what to install
+    monkeypatch.setitem(sys.modules, "pygraphviz", None)
+    assert not graphviz_render.have_pygraphviz()
     with pytest.raises(plot_utils.GraphvizNotFoundError, match="not found on PATH"):
-        plot_model(mlp(), str(tmp_path / "model.png"))
+        plot_model(mlp(), str(tmp_path / "model2.png"))
+    assert not (tmp_path / "model2.png").exists()
+
+
+def test_unknown_format_is_graphvizs_error(tmp_path):
+    with pytest.raises(RuntimeError, match=r"could not render the model graph as 'nope'.*not recognized"):
+        plot_model(mlp(), str(tmp_path / "model.nope"))
+    assert not (tmp_path / "model.nope").exists()
+
+
+@needs_dot
+def test_system_dot_renders_without_pygraphviz(tmp_path, no_pygraphviz):
+    plot_model(residual(), str(tmp_path / "model.svg"))
+    svg = (tmp_path / "model.svg").read_text()
+    assert svg.count('<g id="node') == len(residual().layers)
 
 
 def test_missing_pydot_raises_import_error(monkeypatch):
@@ -356,7 +381,6 @@ def test_ir_multi_output_edges_are_labelled_with_the_output_index():
     assert 'label=":0"' in src and 'label=":1"' in src and len(dot_edges(dot)) == 3
 
 
-@needs_dot
 def test_plot_model_draws_an_ir_graph_to_png_and_svg(tmp_path):
     compiled = keras.compile_model(_bn_residual())
     g = compiled.graph("predict")
@@ -381,3 +405,147 @@ def test_model_to_dot_rejects_other_objects():
         model_to_dot(nx.MultiDiGraph())
     with pytest.raises(TypeError, match="Model or an IR graph"):
         model_to_dot(42)
+
+
+# -- the guide's three pictures, as a user gets them after `pip install` ----------------------------------
+def _png_pixels(data):
+    """(width, height, rows of grey values 0..255) of an 8-bit RGB/RGBA/grey PNG: a small independent decoder."""
+    import struct
+    import zlib
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = header
+    assert depth == 8 and interlace == 0 and colour in (0, 2, 4, 6), header
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    raw, stride = zlib.decompress(idat), width * channels
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - channels] if i >= channels else 0
+            b, c = prev[i], prev[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        prev = line
+        colours = 1 if colour in (0, 4) else 3
+        grey = []
+        for x in range(width):
+            px = line[x * channels:x * channels + channels]
+            value = sum(px[:colours]) // colours
+            if channels in (2, 4):  # composite over white
+                alpha = px[-1]
+                value = (value * alpha + 255 * (255 - alpha)) // 255
+            grey.append(value)
+        rows.append(grey)
+    return width, height, rows
+
+
+def _guide_first_model():
+    inputs = keras.Input(shape=(784,))
+    x = layers.Dense(64, activation="relu")(inputs)
+    x = layers.Dense(64, activation="relu")(x)
+    return keras.Model(inputs=inputs, outputs=layers.Dense(10)(x), name="mnist_model")
+
+
+def _guide_ticket_model():
+    title, body = keras.Input(shape=(None,), name="title"), keras.Input(shape=(None,), name="body")
+    tags = keras.Input(shape=(12,), name="tags")
+    t = layers.LSTM(128)(layers.Embedding(10000, 64)(title))
+    b = layers.LSTM(32)(layers.Embedding(10000, 64)(body))
+    x = layers.concatenate([t, b, tags])
+    return keras.Model([title, body, tags], {"priority": layers.Dense(1, name="priority")(x),
+                                             "department": layers.Dense(4, name="department")(x)},
+                       name="ticket_model")
+
+
+def _guide_toy_resnet():
+    inputs = keras.Input(shape=(32, 32, 3), name="img")
+    x = layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    block_1 = layers.MaxPooling2D(3)(x)
+    x = layers.Conv2D(64, 3, activation="relu", padding="same")(block_1)
+    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
+    block_2 = layers.add([x, block_1])
+    x = layers.Conv2D(64, 3, activation="relu", padding="same")(block_2)
+    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
+    block_3 = layers.add([x, block_2])
+    x = layers.Conv2D(64, 3, activation="relu")(block_3)
+    x = layers.Dense(256, activation="relu")(layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, layers.Dense(10)(layers.Dropout(0.5)(x)), name="toy_resnet")
+
+
+@pytest.mark.parametrize("build, show_shapes", [(_guide_first_model, False), (_guide_first_model, True),
+                                                (_guide_ticket_model, True), (_guide_toy_resnet, True)])
+def test_guide_pictures_render_without_system_graphviz(build, show_shapes, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `dot` program: pygraphviz's bundled Graphviz draws
+    model = build()
+    svg_path, png_path, small_path = tmp_path / "model.svg", tmp_path / "model.png", tmp_path / "small.png"
+    plot_model(model, str(svg_path), show_shapes=show_shapes)
+    plot_model(model, str(png_path), show_shapes=show_shapes)  # dpi=200, as Keras
+    plot_model(model, str(small_path), show_shapes=show_shapes, dpi=48)  # for the pixel checks below
+    svg = svg_path.read_text()
+    assert svg.count('<g id="node') == len(model.layers)
+    for layer in model.layers:
+        assert f">{layer.name}<" in svg, layer.name
+    if show_shapes:
+        assert "Output shape:" in svg
+    # the PNG has the drawing's size in points (SVG, at 72 per inch) at the requested dpi
+    pt_w, pt_h = (float(v) for v in re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups())
+    import struct
+    for path, dpi in ((png_path, 200), (small_path, 48)):
+        width, height = struct.unpack(">II", path.read_bytes()[16:24])
+        scale = dpi / 200  # the SVG's points are at the graph's dpi=200 scale
+        assert abs(width - pt_w * scale) <= 0.02 * pt_w * scale + 3, (path.name, width, pt_w)
+        assert abs(height - pt_h * scale) <= 0.02 * pt_h * scale + 3, (path.name, height, pt_h)
+    width, height, rows = _png_pixels(small_path.read_bytes())
+    dark = sum(v < 128 for row in rows for v in row) / (width * height)
+    assert 0.03 < dark < 0.6, dark                    # text, boxes and arrows on a white page
+    assert min(rows[0]) > 200 and min(rows[-1]) > 200  # a white margin around the drawing
+    # each layer's name sits on a black header bar: the PNG has one band of bar rows per rank of the SVG's bars
+    # (a band: rows each dark over most of a >= 40 px stretch, gaps of <= 4 rows, e.g. a long white name, joined)
+    headers = re.findall(r'<polygon fill="black" stroke="none" points="[\d.]+,(-?[\d.]+)', svg)
+    assert len(headers) == len(model.layers)
+    ranks = len({round(float(y)) for y in headers})
+    bands, last = [], None
+    for y, row in enumerate(rows):
+        if _bar_row(row):
+            if last is not None and y - last <= 5:
+                bands[-1][1] = y
+            else:
+                bands.append([y, y])
+            last = y
+    bands = [b for b in bands if b[1] - b[0] >= 5]
+    assert len(bands) == ranks, (bands, ranks)
+    assert ranks == {"mnist_model": 4, "ticket_model": 5, "toy_resnet": 15}[model.name]
+
+
+def _bar_row(row):
+    """Whether a row crosses a black header bar: a stretch >= 40 px wide (boxes side by side are split at
+    gaps of >= 8 light pixels) that is mostly dark."""
+    segments, start, light = [], None, 0
+    for x, v in enumerate(list(row) + [255] * 8):
+        if v < 128:
+            start = x if start is None else start
+            light = 0
+        elif start is not None:
+            light += 1
+            if light >= 8:
+                segments.append((start, x - light))
+                start, light = None, 0
+    return any(b - a >= 40 and sum(v < 128 for v in row[a:b + 1]) > 0.5 * (b - a + 1) for a, b in segments)

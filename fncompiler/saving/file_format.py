@@ -64,7 +64,8 @@ def atomic_write(path, members):
     """Write {name: bytes} as a zip at `path`: temp file in the same folder, fsync, rename.
 
     Either the whole new file is at `path` afterwards or (on any error, including KeyboardInterrupt) the old file
-    is untouched and the temp file is removed.
+    is untouched and the temp file is removed. A process killed while writing (kill -9, power loss) cannot
+    remove its temp file; the next save into that folder does (`remove_stale_temp_files`).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path)) or "."
@@ -72,9 +73,10 @@ def atomic_write(path, members):
         raise FileNotFoundError(f"Cannot save to {path!r}: folder {folder!r} does not exist.")
     if os.path.isdir(path):
         raise IsADirectoryError(f"Cannot save to {path!r}: it is a directory. Pass a file path, e.g. 'model.fnc'.")
+    remove_stale_temp_files(folder)
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
     mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".fncompiler", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -90,6 +92,79 @@ def atomic_write(path, members):
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+# -- temporary files of killed writers -----------------------------------------------------------------
+# A temp file is named `.tmp-<host>-<pid>-<start>-<random>.fncompiler`: the writer's host (8 hex digits of a
+# hash of its name), its process id and that process's start time (Linux: clock ticks since boot, from
+# /proc/<pid>/stat; 0 where unknown). Another save removes such a file only when it was written on this host by
+# a process that is gone: no process has that pid any more, or the pid now belongs to a process that started at
+# another time (the pid was reused), or to a zombie. A live writer's file (in this process or any other) is never
+# removed; nor is any file of another name or from another host (a shared network folder).
+TEMP_SUFFIX = ".fncompiler"
+_TEMP_NAME = re.compile(r"^\.tmp-([0-9a-f]{8})-(\d+)-(\d+)-[a-z0-9_]+" + re.escape(TEMP_SUFFIX) + r"$")
+
+
+def _host_tag():
+    import socket
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _process_start(pid):
+    """(alive, start) of process `pid`: start is its start time in clock ticks since boot (Linux), else 0;
+    alive is None where it cannot be told (no /proc and not POSIX)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        # fields[0] is field 3 of proc(5), the state; field 22 is the start time
+        return fields[0] != b"Z", int(fields[19])
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return False, 0
+    except (OSError, IndexError, ValueError):
+        return None, 0
+    if os.name != "posix":
+        return None, 0  # on Windows os.kill(pid, 0) would terminate the process: never guess there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, 0
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True, 0
+    return True, 0
+
+
+def temp_prefix(pid=None):
+    """The name prefix of the temp files that process `pid` (default: this one) writes."""
+    pid = os.getpid() if pid is None else pid
+    return f".tmp-{_host_tag()}-{pid}-{_process_start(pid)[1]}-"
+
+
+def remove_stale_temp_files(folder):
+    """Remove the temp files in `folder` left by writers that were killed (see above); return their names.
+    Best effort: a file that cannot be removed (or that another cleaner removed first) is skipped."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    host, removed = None, []
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if match is None:
+            continue
+        host = host or _host_tag()
+        tag, pid, start = match.group(1), int(match.group(2)), int(match.group(3))
+        if tag != host:
+            continue
+        alive, now_start = _process_start(pid)
+        if alive is None or (alive and (now_start == start or 0 in (start, now_start))):
+            continue  # a live writer (this process included), or one we cannot tell
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
 
 
 def _fsync_folder(folder):

@@ -13,8 +13,10 @@ input / output shapes and dtypes from the IR's `output_specs`, and a row for wha
 the computation (a constant-folding plan, a node folded into a constant, a fused or folded pair). Edges follow
 the IR's edges (one per pair of nodes, labelled ":i" when they read output i of a multi-output node).
 
-`model_to_dot` needs only the `pydot` package; `plot_model` also runs Graphviz's `dot` program to render
-PNG / SVG / PDF / ... files (``.dot`` / ``.gv`` files get the DOT source and need no Graphviz).
+`model_to_dot` needs only the `pydot` package. `plot_model` renders PNG / SVG / PDF / ... files with the
+Graphviz library that the `pygraphviz` wheel bundles (a dependency of fncompiler: no system Graphviz is
+needed), or, where pygraphviz is not installed, with the system's Graphviz `dot` program (``.dot`` / ``.gv``
+files get the DOT source and need neither).
 """
 import errno
 import html
@@ -26,17 +28,19 @@ __all__ = ["GraphvizNotFoundError", "model_to_dot", "plot_model"]
 
 _PYDOT_HELP = "You must install pydot (`pip install pydot`) for `plot_model` / `model_to_dot` to work."
 _GRAPHVIZ_HELP = (
-    "Install the Graphviz programs: `apt-get install graphviz` (Debian/Ubuntu), `dnf install graphviz` "
-    "(Fedora), `brew install graphviz` (macOS), `conda install graphviz`, or see "
-    "https://graphviz.org/download/ ; then make sure `dot` is on PATH. (`pip install graphviz` does not "
-    "install the program; the Python side needs `pip install pydot`.)")
+    "Install the pygraphviz wheel, which bundles Graphviz (`pip install 'pygraphviz>=2.0'`; fncompiler "
+    "depends on it where a wheel exists: Linux x86_64, macOS, Windows), or the Graphviz programs: "
+    "`apt-get install graphviz` (Debian/Ubuntu), `dnf install graphviz` (Fedora), `brew install graphviz` "
+    "(macOS), `conda install graphviz`, or see https://graphviz.org/download/ ; then make sure `dot` is on "
+    "PATH. (`pip install graphviz` installs neither; the Python side also needs `pip install pydot`.)")
 
 # Output formats that are plain DOT source, written without running Graphviz.
 _RAW_EXTENSIONS = ("dot", "gv")
 
 
 class GraphvizNotFoundError(OSError):
-    """Graphviz's `dot` program, needed to render a model plot, is not installed or not on PATH."""
+    """Neither pygraphviz (bundled Graphviz) nor Graphviz's `dot` program on PATH, needed to render a model
+    plot, is available."""
 
 
 def _import_pydot():
@@ -51,7 +55,8 @@ def _graphviz_missing(prog, to_file=None):
     target = f" to render {to_file!r}" if to_file else ""
     return GraphvizNotFoundError(
         errno.ENOENT,
-        f"Graphviz's `{prog}` program was not found on PATH; plot_model needs it{target}. {_GRAPHVIZ_HELP}")
+        f"pygraphviz is not installed and Graphviz's `{prog}` program was not found on PATH; plot_model needs "
+        f"one of them{target}. {_GRAPHVIZ_HELP}")
 
 
 # -- model structure -------------------------------------------------------------------------------
@@ -430,10 +435,11 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
     the format comes from its extension.
 
     PNG (also the default when there is no extension), SVG, PDF, JPG, ... are rendered by Graphviz's `dot`
-    program; ``.dot`` / ``.gv`` files receive the DOT source. Arguments are those of `model_to_dot`.
+    layout, through pygraphviz's bundled Graphviz (or the system `dot` program where pygraphviz is not
+    installed); ``.dot`` / ``.gv`` files receive the DOT source. Arguments are those of `model_to_dot`.
 
     Raises:
-        GraphvizNotFoundError (an OSError): the `dot` program is not installed or not on PATH.
+        GraphvizNotFoundError (an OSError): neither pygraphviz nor a `dot` program on PATH is available.
         ImportError: the `pydot` package is not installed.
     Returns None (in an IPython kernel, an `IPython.display.Image` of PNG / JPG output).
     """
@@ -458,7 +464,15 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
 
 
 def _render(dot, fmt, to_file=None, prog="dot"):
-    """The bytes of `dot` rendered to `fmt` by Graphviz's `prog`."""
+    """The bytes of `dot` rendered to `fmt`: by the Graphviz library bundled in the pygraphviz wheel, else
+    by the system's Graphviz `prog` program."""
+    from . import graphviz_render
+    source = dot.to_string()
+    if graphviz_render.have_pygraphviz():
+        try:
+            return graphviz_render.render_pygraphviz(source, fmt, prog)
+        except graphviz_render.RenderError as exc:
+            raise _render_failed(prog, fmt, to_file, exc) from None
     if shutil.which(prog) is None:
         raise _graphviz_missing(prog, to_file)
     try:
@@ -470,9 +484,13 @@ def _render(dot, fmt, to_file=None, prog="dot"):
             raise _graphviz_missing(prog, to_file) from exc
         raise
     except AssertionError as exc:  # pydot: the program exited with an error (e.g. an unknown format)
-        raise RuntimeError(f"Graphviz's `{prog}` could not render the model graph as {fmt!r} "
-                           f"({to_file!r}): {exc}. Supported formats include png, svg, pdf, jpg, ps "
-                           "(see `dot -T?`); .dot / .gv files get the DOT source.") from exc
+        raise _render_failed(prog, fmt, to_file, exc) from exc
+
+
+def _render_failed(prog, fmt, to_file, exc):
+    return RuntimeError(f"Graphviz's `{prog}` could not render the model graph as {fmt!r} ({to_file!r}): {exc}. "
+                        "Supported formats include png, svg, pdf, jpg, ps (see `dot -T?`); .dot / .gv files get "
+                        "the DOT source.")
 
 
 def _notebook_image(to_file, extension):
