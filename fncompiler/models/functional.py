@@ -4,6 +4,7 @@ import jax
 from ..layers.input_layer import InputLayer
 from ..layers.layer import Layer, eval_spec
 from ..symbolic import SymbolicTensor, is_symbolic
+from . import graph_order
 from .model import Model
 
 
@@ -36,11 +37,7 @@ class Functional(Model):
         self._input_tensors = _flatten_struct(inputs, "inputs")
         self._output_tensors = _flatten_struct(outputs, "outputs")
         self._nodes = self._collect_nodes()
-        layers, seen = [], set()
-        for node in self._nodes:
-            if id(node.layer) not in seen:
-                seen.add(id(node.layer))
-                layers.append(node.layer)
+        layers = graph_order.operation_order(self._input_tensors, self._output_tensors)
         names = {}
         for layer in layers:
             if layer.name in names and names[layer.name] is not layer:
@@ -93,8 +90,17 @@ class Functional(Model):
         return self._graph_cache
 
     @property
-    def layers(self):
+    def operations(self):
+        """Every layer of the graph in Keras's order, including the ops applied to symbolic tensors (`x + y`,
+        `ops.abs(x)`): what `summary()` lists."""
         return list(self._layers)
+
+    @property
+    def layers(self):
+        """The model's layers in Keras 3's order (see fncompiler.models.graph_order); as in Keras, the ops
+        applied to symbolic tensors are not layers here (they are in `operations`)."""
+        from ..ops.op_layer import OpLayer
+        return [layer for layer in self._layers if not isinstance(layer, OpLayer)]
 
     @property
     def inputs(self):

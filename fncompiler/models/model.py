@@ -100,7 +100,7 @@ class Model(Layer):
                 raise ValueError(f"get_layer: index {index} is out of range: model {self.name!r} has "
                                  f"{len(self.layers)} layers.")
             return self.layers[index]
-        for layer in self.layers:
+        for layer in getattr(self, "operations", self.layers):   # ops too (Keras lists only layers)
             if layer.name == name:
                 return layer
         raise ValueError(f"No such layer: {name!r} in model {self.name!r}. Existing layers are: "
