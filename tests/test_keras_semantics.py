@@ -50,3 +50,84 @@ def test_activity_regularization_layer_loss_per_sample():
     x = np.sin(np.arange(12, dtype="float32")).reshape(3, 4)
     _, _, (loss,) = layers.ActivityRegularization(l1=0.1, l2=0.2).stateless_call([], [], x, return_losses=True)
     np.testing.assert_allclose(float(loss), (0.1 * np.abs(x).sum() + 0.2 * (x ** 2).sum()) / 3, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- losses given as functions
+def _loss_data():
+    x = np.sin(np.arange(40, dtype="float32")).reshape(8, 5)
+    y = (np.cos(np.arange(8, dtype="float32") * 1.7) > 0).astype("float32").reshape(8, 1)
+    sw = np.linspace(0.5, 2.0, 8).astype("float32")
+    k = (np.cos(np.arange(5, dtype="float32") * 0.9).reshape(5, 1)) * 0.5
+    return x, y, sw, [k, np.array([0.1], "float32")]
+
+
+def my_loss(y_true, y_pred):
+    return keras.ops.mean(keras.ops.abs(y_true - y_pred) ** 3, axis=-1)
+
+
+# Keras 3.15.1: evaluate (plain, with sample_weight) and train_on_batch of Dense(1, sigmoid) on _loss_data()
+KERAS_FN_LOSSES = {
+    "bce_fn": (0.49815231561660767, 0.7156363725662231, 0.49815231561660767),
+    "mse_fn": (0.16162742674350739, 0.24644118547439575, 0.16162742674350739),
+    "my_loss": (0.08677427470684052, 0.1445731818675995, 0.08677427470684052),
+}
+
+
+@pytest.mark.parametrize("key", sorted(KERAS_FN_LOSSES))
+def test_plain_function_loss_in_compile_fit_evaluate(key):
+    loss = {"bce_fn": keras.losses.binary_crossentropy, "mse_fn": keras.losses.mean_squared_error,
+            "my_loss": my_loss}[key]
+    x, y, sw, weights = _loss_data()
+    inp = keras.Input((5,))
+    model = keras.Model(inp, layers.Dense(1, activation="sigmoid")(inp))
+    model.set_weights(weights)
+    model.compile(optimizer="sgd", loss=loss)
+    plain, weighted, train = KERAS_FN_LOSSES[key]
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), plain, rtol=1e-5)
+    np.testing.assert_allclose(model.evaluate(x, y, sample_weight=sw, verbose=0), weighted, rtol=1e-5)
+    np.testing.assert_allclose(float(model.train_on_batch(x, y)), train, rtol=1e-5)
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_as_loss_wraps_functions_as_keras():
+    wrapped = keras.losses.as_loss(my_loss)
+    assert isinstance(wrapped, keras.losses.LossFunctionWrapper)
+    assert wrapped.name == "my_loss" and wrapped.reduction == "sum_over_batch_size"
+    assert isinstance(keras.losses.as_loss(keras.losses.binary_crossentropy), keras.losses.BinaryCrossentropy)
+    assert keras.losses.as_loss(lambda a, b: (a - b) ** 2).name == "lambda"
+
+
+def test_a_failing_loss_is_named_in_the_error():
+    def bad_loss(y_true, y_pred):
+        raise ValueError("shapes do not fit")
+    inp = keras.Input((5,))
+    model = keras.Model(inp, layers.Dense(1, name="out")(inp))
+    model.compile(optimizer="sgd", loss=bad_loss)
+    x, y, _, _ = _loss_data()
+    with pytest.raises(ValueError, match=r"loss 'bad_loss' of output 'out'.*shapes do not fit"):
+        model.evaluate(x, y, verbose=0)
+
+
+LOGITS = np.sin(np.arange(12, dtype="float32") * 0.8).reshape(4, 3) * 3
+ONE_HOT = np.eye(3, dtype="float32")[[0, 2, 1, 2]]
+IDS = np.array([0, 2, 1, 2])
+
+
+def test_loss_functions_take_keras_keyword_arguments():
+    L = keras.losses
+    np.testing.assert_allclose(L.binary_crossentropy(ONE_HOT, LOGITS, from_logits=True, label_smoothing=0.1, axis=-1),
+                               [1.9150044918060303, 1.6407417058944702, 1.0011866092681885, 1.8224797248840332],
+                               rtol=1e-5)
+    np.testing.assert_allclose(
+        L.categorical_crossentropy(ONE_HOT, LOGITS, from_logits=True, label_smoothing=0.2, axis=-1),
+        [3.046497344970703, 3.987771987915039, 2.299290657043457, 1.707578182220459], rtol=1e-5)
+    np.testing.assert_allclose(L.sparse_categorical_crossentropy(IDS, LOGITS, from_logits=True, axis=-1),
+                               [3.389883279800415, 4.413910865783691, 2.3758742809295654, 1.830216646194458],
+                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(L.BinaryCrossentropy(from_logits=True)(ONE_HOT, LOGITS, sample_weight=np.array([1., 0., 2., .5]))),
+        1.2298954725265503, rtol=1e-5)
+    scce = L.SparseCategoricalCrossentropy(from_logits=True, axis=-1)
+    np.testing.assert_allclose(float(scce(IDS, LOGITS)), 3.0024712085723877, rtol=1e-5)
+    assert type(scce).from_config(scce.get_config()).axis == -1
