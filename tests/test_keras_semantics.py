@@ -131,3 +131,39 @@ def test_loss_functions_take_keras_keyword_arguments():
     scce = L.SparseCategoricalCrossentropy(from_logits=True, axis=-1)
     np.testing.assert_allclose(float(scce(IDS, LOGITS)), 3.0024712085723877, rtol=1e-5)
     assert type(scce).from_config(scce.get_config()).axis == -1
+
+
+# ----------------------------------------------------------------------------- rank-1 inputs
+# Keras 3.15.1: Dense(1) (kernel 2, bias 0.5) on an Input((1,)) fed x = arange(6) * 0.5 of shape (6,)
+KERAS_RANK1 = {"predict_shape": (6, 1), "predict": [0.5, 1.5, 2.5, 3.5, 4.5, 5.5], "evaluate": 13.934197425842285,
+               "call_shape": (6, 1), "kernel_after_fit": 1.8884029388427734, "squeeze_shape": (6, 1)}
+
+
+@pytest.mark.parametrize("kind", ["functional", "sequential"])
+def test_rank1_data_is_expanded_for_an_input_of_shape_1(kind):
+    x = np.arange(6, dtype="float32") * 0.5
+    y = np.cos(np.arange(6, dtype="float32"))
+    if kind == "functional":
+        inp = keras.Input((1,))
+        model = keras.Model(inp, layers.Dense(1)(inp))
+    else:
+        model = keras.Sequential([keras.Input((1,)), layers.Dense(1)])
+    model.set_weights([np.array([[2.0]], "float32"), np.array([0.5], "float32")])
+    model.compile(optimizer="sgd", loss="mse")
+    pred = model.predict(x, verbose=0)
+    assert pred.shape == KERAS_RANK1["predict_shape"]
+    np.testing.assert_allclose(pred.ravel(), KERAS_RANK1["predict"], rtol=1e-6)
+    assert np.asarray(model(x)).shape == KERAS_RANK1["call_shape"]
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), KERAS_RANK1["evaluate"], rtol=1e-5)
+    model.fit(x, y, epochs=1, batch_size=6, verbose=0, shuffle=False)
+    np.testing.assert_allclose(model.get_weights()[0][0, 0], KERAS_RANK1["kernel_after_fit"], rtol=1e-5)
+    assert model.predict(x[:, None, None], verbose=0).shape == KERAS_RANK1["squeeze_shape"]   # (n,1,1) squeezed
+
+
+def test_sequential_shape_error_reports_the_data_shape():
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(1)], name="seq3")
+    x = np.zeros((10,), "float32")
+    with pytest.raises(ValueError, match=r'model "seq3".*\(None, 3\).*received \(10,\)'):
+        model.predict(x, verbose=0)
+    with pytest.raises(ValueError, match=r'model "seq3".*\(None, 3\).*received shape \(10,\)'):
+        model(x)

@@ -47,6 +47,8 @@ class Model(Layer):
         """Call a subclassed model once on a slice of `x`, so its input and output specs are known."""
         if hasattr(self, "_nodes") or getattr(self, "_traced_input_specs", None) is not None:
             return
+        if getattr(self, "_functional", None) is not None:   # a built Sequential: its graph is known
+            return
         import jax
         import numpy as np
         sample = jax.tree_util.tree_map(lambda a: np.asarray(a)[:1], x)
