@@ -167,3 +167,38 @@ def test_sequential_shape_error_reports_the_data_shape():
         model.predict(x, verbose=0)
     with pytest.raises(ValueError, match=r'model "seq3".*\(None, 3\).*received shape \(10,\)'):
         model(x)
+
+
+# ----------------------------------------------------------------------------- missing names
+@pytest.mark.parametrize("module, name", [
+    ("layers", "Normalization"), ("layers", "TextVectorization"), ("ops", "ctc_loss"), ("ops.image", "gaussian_blur"),
+    ("losses", "Dice"), ("metrics", "F1Score"), ("callbacks", "TensorBoard"), ("utils", "timeseries_dataset_from_array"),
+    ("optimizers", "Ftrl"), ("applications", "ResNet50")])
+def test_a_keras_name_we_lack_says_so(module, name):
+    import importlib
+    mod = importlib.import_module(f"fncompiler.{module}")
+    with pytest.raises(AttributeError) as info:
+        getattr(mod, name)
+    message = str(info.value)
+    assert message.startswith(f"fncompiler does not implement {module}.{name} yet")
+    assert info.value.name is None and info.value.obj is None     # Python adds no suggestion of its own
+    assert not hasattr(mod, name)
+
+
+def test_a_typo_suggests_public_names_only():
+    with pytest.raises(AttributeError, match=r"no attribute 'Dnese' \(nor has keras.layers\)\. Did you mean: 'Dense'"):
+        keras.layers.Dnese
+    with pytest.raises(AttributeError) as info:
+        keras.layers.normalizatio        # close to the private submodule 'normalization': not suggested
+    assert "normalization" not in str(info.value)
+    import traceback
+    last_line = traceback.format_exception(info.value)[-1]   # what Python prints, suggestions included
+    assert "'normalization'" not in last_line and last_line.count("Did you mean") == 1
+
+
+def test_existing_names_and_dunders_unaffected():
+    assert keras.layers.Dense.__name__ == "Dense"
+    assert keras.ops.image.resize is not None and keras.optimizers.schedules is not None
+    with pytest.raises(AttributeError):
+        keras.layers.__wrapped__
+    assert getattr(keras.losses, "NoSuchLoss", None) is None

@@ -55,3 +55,8 @@ __all__ = [
     "mse", "MSE", "mae", "MAE", "mape", "MAPE", "msle", "MSLE", "bce", "BCE", "kld", "KLD",
     "get", "serialize", "deserialize", "as_loss", "reduce_weighted_values", "squeeze_or_expand_to_same_rank",
 ]
+
+
+# --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
+from ..keras_names import install as _install_getattr  # noqa: E402
+__getattr__ = _install_getattr("losses", globals())

@@ -254,3 +254,6 @@ def pad_images(images, top_padding=None, left_padding=None, bottom_padding=None,
 
 
 __all__ = ["rgb_to_grayscale", "resize", "extract_patches", "affine_transform", "crop_images", "pad_images"]
+
+from ..keras_names import install as _install_getattr  # noqa: E402
+__getattr__ = _install_getattr("ops.image", globals())
