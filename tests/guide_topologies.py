@@ -178,6 +178,54 @@ def attention_block(keras):
     return keras.Model(inputs, x)
 
 
+def layer_zoo(keras):
+    """Many layer kinds in a row: default names (Bidirectional takes "lstm"/"gru" for its copies in both)."""
+    layers = keras.layers
+    inp = keras.Input((6, 4))
+    x = layers.Bidirectional(layers.LSTM(4, return_sequences=True))(inp)
+    x = layers.Bidirectional(layers.GRU(4, return_sequences=True))(x)
+    x = layers.LSTM(4, return_sequences=True)(x)
+    x = layers.GRU(4, return_sequences=True)(x)
+    x = layers.SimpleRNN(4, return_sequences=True)(x)
+    x = layers.RNN(layers.LSTMCell(4), return_sequences=True)(x)
+    x = layers.Attention()([x, x])
+    x = layers.LayerNormalization()(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Conv1D(4, 3, padding="same")(x)
+    x = layers.SeparableConv1D(4, 3, padding="same")(x)
+    x = layers.DepthwiseConv1D(3, padding="same")(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    x = layers.Dense(4)(x)
+    x = layers.Dropout(0.1)(x)
+    x = layers.Softmax()(x)
+    x = layers.ReLU()(x)
+    x = layers.PReLU()(x)
+    return keras.Model(inp, layers.Dense(4)(x))
+
+
+def image_zoo(keras):
+    layers = keras.layers
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(2, 3)(inp)
+    x = layers.UpSampling2D()(x)
+    x = layers.ZeroPadding2D()(x)
+    x = layers.Cropping2D()(x)
+    x = layers.GroupNormalization(groups=2)(x)
+    x = layers.GaussianNoise(0.1)(x)
+    x = layers.SpatialDropout2D(0.1)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(3)(x)
+    x = layers.Rescaling(2.0)(x)
+    x = layers.Activation("relu")(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.ELU()(x)
+    x = layers.UnitNormalization()(x)
+    x = layers.ActivityRegularization()(x)
+    x = layers.RepeatVector(2)(x)
+    x = layers.Permute((2, 1))(x)
+    return keras.Model(inp, layers.Dense(3)(x))
+
+
 def all_models(keras, reset):
     """{key: model}, each group built after `reset()` (Keras: clear_session) so default names start afresh."""
     out = {}
@@ -199,4 +247,8 @@ def all_models(keras, reset):
     out["op_names"] = op_names(keras)
     reset()
     out["mha"] = attention_block(keras)
+    reset()
+    out["layer_zoo"] = layer_zoo(keras)
+    reset()
+    out["image_zoo"] = image_zoo(keras)
     return out
