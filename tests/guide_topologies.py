@@ -226,29 +226,17 @@ def image_zoo(keras):
     return keras.Model(inp, layers.Dense(3)(x))
 
 
+GROUPS = [(("mlp",), mlp), (("encoder", "autoencoder"), encoder_autoencoder),
+          (("nested_autoencoder", "ensemble"), nested), (("ticket",), ticket), (("toy_resnet",), toy_resnet),
+          (("shared", "siamese"), shared), (("unet",), unet), (("op_names",), op_names), (("mha",), attention_block),
+          (("layer_zoo",), layer_zoo), (("image_zoo",), image_zoo)]
+
+
 def all_models(keras, reset):
     """{key: model}, each group built after `reset()` (Keras: clear_session) so default names start afresh."""
     out = {}
-    reset()
-    out["mlp"] = mlp(keras)
-    reset()
-    out["encoder"], out["autoencoder"] = encoder_autoencoder(keras)
-    reset()
-    out["nested_autoencoder"], out["ensemble"] = nested(keras)
-    reset()
-    out["ticket"] = ticket(keras)
-    reset()
-    out["toy_resnet"] = toy_resnet(keras)
-    reset()
-    out["shared"], out["siamese"] = shared(keras)
-    reset()
-    out["unet"] = unet(keras)
-    reset()
-    out["op_names"] = op_names(keras)
-    reset()
-    out["mha"] = attention_block(keras)
-    reset()
-    out["layer_zoo"] = layer_zoo(keras)
-    reset()
-    out["image_zoo"] = image_zoo(keras)
+    for keys, build in GROUPS:
+        reset()
+        models = build(keras)
+        out.update(zip(keys, models if len(keys) > 1 else (models,)))
     return out

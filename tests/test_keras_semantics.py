@@ -172,7 +172,8 @@ def test_sequential_shape_error_reports_the_data_shape():
 # ----------------------------------------------------------------------------- missing names
 @pytest.mark.parametrize("module, name", [
     ("layers", "Normalization"), ("layers", "TextVectorization"), ("ops", "ctc_loss"), ("ops.image", "gaussian_blur"),
-    ("losses", "Dice"), ("metrics", "F1Score"), ("callbacks", "TensorBoard"), ("utils", "timeseries_dataset_from_array"),
+    ("losses", "Dice"), ("metrics", "F1Score"), ("callbacks", "TensorBoard"),
+    ("utils", "timeseries_dataset_from_array"),
     ("optimizers", "Ftrl"), ("applications", "ResNet50")])
 def test_a_keras_name_we_lack_says_so(module, name):
     import importlib

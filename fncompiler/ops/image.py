@@ -189,16 +189,31 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     return undo(out)
 
 
-def _resolve_box(start, end, target, names, what):
-    """(start, end) counts of rows/columns removed (crop) or added (pad) on one axis."""
+def _edges(start, end, target, extent, names, what, sign):
+    """(start, end): rows/columns removed (`sign=-1`, cropping) or added (`sign=+1`, padding) at each end of
+    an axis of `extent`, given two of (start, end, target size) -- the target being extent + sign * both."""
     given = [start, end, target]
     if given.count(None) != 1:
         raise ValueError(f"{what}: give exactly two of {', '.join(names)}; received " +
                          ", ".join(f"{n}={v}" for n, v in zip(names, given)) + ".")
-    for n, v in zip(names, given):
-        if v is not None and int(v) < 0:
-            raise ValueError(f"{what}: {n} must be >= 0; received {n}={v}.")
-    return start, end, target
+    if target is None:
+        target = extent + sign * (start + end)
+    elif start is None:
+        start = sign * (target - extent) - end
+    else:
+        end = sign * (target - extent) - start
+    for n, v in zip(names, (start, end, target)):
+        if int(v) < 0:
+            raise ValueError(f"{what}: {n} must be >= 0; received or implied {n}={v} (images of {extent} "
+                             f"{'rows' if 'top' in names[0] else 'columns'}).")
+    return int(start), int(end)
+
+
+def _box(images, data_format, what, sign, top, bottom, height, left, right, width, suffix):
+    """((top, bottom), (left, right)) for crop_images (sign -1) and pad_images (sign +1)."""
+    rows, cols = _hw(images, data_format)
+    return (_edges(top, bottom, height, rows, (f"top_{suffix}", f"bottom_{suffix}", "target_height"), what, sign),
+            _edges(left, right, width, cols, (f"left_{suffix}", f"right_{suffix}", "target_width"), what, sign))
 
 
 @op
@@ -208,19 +223,10 @@ def crop_images(images, top_cropping=None, left_cropping=None, bottom_cropping=N
     data_format = standardize_data_format(data_format)
     images = jnp.asarray(images)
     _check_image_rank(images)
+    (top, bottom), (left, right) = _box(images, data_format, "crop_images", -1, top_cropping, bottom_cropping,
+                                        target_height, left_cropping, right_cropping, target_width, "cropping")
     height, width = _hw(images, data_format)
-    top, bottom, th = _resolve_box(top_cropping, bottom_cropping, target_height,
-                                   ("top_cropping", "bottom_cropping", "target_height"), "crop_images")
-    left, right, tw = _resolve_box(left_cropping, right_cropping, target_width,
-                                   ("left_cropping", "right_cropping", "target_width"), "crop_images")
-    top = height - th - bottom if top is None else top
-    th = height - bottom - top if th is None else th
-    left = width - tw - right if left is None else left
-    tw = width - right - left if tw is None else tw
-    if top < 0 or left < 0 or th < 0 or tw < 0 or top + th > height or left + tw > width:
-        raise ValueError(f"crop_images: the crop (top={top}, left={left}, height={th}, width={tw}) does not fit "
-                         f"in images of height {height} and width {width}.")
-    rows, cols = slice(top, top + th), slice(left, left + tw)
+    rows, cols = slice(top, height - bottom), slice(left, width - right)
     if data_format == "channels_last":
         return images[..., rows, cols, :]
     return images[..., rows, cols]
@@ -233,20 +239,8 @@ def pad_images(images, top_padding=None, left_padding=None, bottom_padding=None,
     data_format = standardize_data_format(data_format)
     images = jnp.asarray(images)
     _check_image_rank(images)
-    height, width = _hw(images, data_format)
-    top, bottom, th = _resolve_box(top_padding, bottom_padding, target_height,
-                                   ("top_padding", "bottom_padding", "target_height"), "pad_images")
-    left, right, tw = _resolve_box(left_padding, right_padding, target_width,
-                                   ("left_padding", "right_padding", "target_width"), "pad_images")
-    top = th - bottom - height if top is None else top
-    bottom = th - top - height if bottom is None else bottom
-    left = tw - right - width if left is None else left
-    right = tw - left - width if right is None else right
-    for name, value in (("top_padding", top), ("bottom_padding", bottom), ("left_padding", left),
-                        ("right_padding", right)):
-        if value < 0:
-            raise ValueError(f"pad_images: {name} must be >= 0; received {name}={value} (images of height "
-                             f"{height} and width {width}).")
+    (top, bottom), (left, right) = _box(images, data_format, "pad_images", 1, top_padding, bottom_padding,
+                                        target_height, left_padding, right_padding, target_width, "padding")
     pads = [(top, bottom), (left, right)]
     pads = pads + [(0, 0)] if data_format == "channels_last" else [(0, 0)] + pads
     pads = [(0, 0)] * (images.ndim - 3) + pads
