@@ -89,7 +89,7 @@ def _unary(name):
 for _dunder, _fn, _rev in (
         ("__add__", "add", False), ("__radd__", "add", True), ("__sub__", "subtract", False),
         ("__rsub__", "subtract", True), ("__mul__", "multiply", False), ("__rmul__", "multiply", True),
-        ("__truediv__", "divide", False), ("__rtruediv__", "divide", True),
+        ("__truediv__", "true_divide", False), ("__rtruediv__", "true_divide", True),
         ("__floordiv__", "floor_divide", False), ("__rfloordiv__", "floor_divide", True),
         ("__pow__", "power", False), ("__rpow__", "power", True), ("__matmul__", "matmul", False),
         ("__rmatmul__", "matmul", True), ("__mod__", "mod", False), ("__lt__", "less", False),

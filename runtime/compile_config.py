@@ -78,7 +78,7 @@ class CompileConfig:
         self.output_names = list(output_names)
         n = len(self.output_names)
         loss_list = _per_output(self.loss, self.output_names, "loss")
-        self.losses = [None if l is None else losses_lib.get(l) for l in loss_list]
+        self.losses = [None if l is None else losses_lib.as_loss(l) for l in loss_list]
         if all(l is None for l in self.losses) and self.loss is not None:
             raise ValueError(f"compile(): no loss applies to any of the outputs {self.output_names}.")
         if self.loss_weights is None:

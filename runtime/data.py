@@ -4,6 +4,7 @@ import functools
 import numpy as np
 
 from fncompiler import dtypes
+from fncompiler.models.functional import adjust_input_rank
 
 
 def _is_array(x):
@@ -73,7 +74,7 @@ def flatten_x(model, x):
     specs = [t for t in model.inputs]
     out = []
     for i, (value, spec) in enumerate(zip(flat, specs)):
-        arr = to_host(value, f'Input {i} ("{names[i]}")')
+        arr = adjust_input_rank(to_host(value, f'Input {i} ("{names[i]}")'), spec.shape)   # (n,) -> (n, 1)
         shape = arr.shape
         if len(shape) != len(spec.shape) or any(a is not None and a != b for a, b in zip(spec.shape[1:], shape[1:])):
             raise ValueError(f'Input {i} ("{names[i]}") of model "{model.name}" has the wrong shape: expected '

@@ -49,7 +49,12 @@ def _losses(cfg, y, outputs, sample_weight):
         if loss_fn is None or y[i] is None:
             per_output.append(None)
             continue
-        value = loss_fn(y[i], outputs[i], sample_weight=sample_weight)
+        try:
+            value = loss_fn(y[i], outputs[i], sample_weight=sample_weight)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"The loss {getattr(loss_fn, 'name', loss_fn)!r} of output {cfg.output_names[i]!r} "
+                            f"failed on targets of shape {tuple(jnp.shape(y[i]))} and predictions of shape "
+                            f"{tuple(jnp.shape(outputs[i]))}: {err}") from err
         value = jnp.asarray(value, jnp.float32)
         per_output.append(value)
         total = total + w * value

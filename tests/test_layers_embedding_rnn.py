@@ -220,8 +220,9 @@ def test_bidirectional_weights_forward_then_backward():
     bi = L.Bidirectional(L.LSTM(U, name="enc"))
     bi(keras.Input(shape=(T, F)))
     paths = [w.path for w in bi.weights]
-    assert paths == [f"forward_enc/lstm_cell/{n}" for n in ("kernel", "recurrent_kernel", "bias")] + \
-        [f"backward_enc/lstm_cell/{n}" for n in ("kernel", "recurrent_kernel", "bias")]
+    # Keras 3's paths: the wrapper's name, then the copy's
+    assert paths == [f"{bi.name}/forward_enc/lstm_cell/{n}" for n in ("kernel", "recurrent_kernel", "bias")] + \
+        [f"{bi.name}/backward_enc/lstm_cell/{n}" for n in ("kernel", "recurrent_kernel", "bias")]
     assert bi.count_params() == 2 * 4 * (F * U + U * U + U)
     assert bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
 

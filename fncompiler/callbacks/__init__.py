@@ -7,3 +7,8 @@ from .schedulers import CSVLogger, LearningRateScheduler
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN",
            "CSVLogger", "LearningRateScheduler", "ModelCheckpoint"]
+
+
+# --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
+from ..keras_names import install as _install_getattr  # noqa: E402
+__getattr__ = _install_getattr("callbacks", globals())

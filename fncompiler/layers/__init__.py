@@ -38,3 +38,8 @@ def _public_layer_classes():
     """Every Layer subclass exported from this module, by class name (the built-in registry)."""
     return {name: obj for name, obj in globals().items()
             if isinstance(obj, type) and issubclass(obj, Layer) and not name.startswith("_")}
+
+
+# --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
+from ..keras_names import install as _install_getattr  # noqa: E402
+__getattr__ = _install_getattr("layers", globals())

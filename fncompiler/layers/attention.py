@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import constraints, initializers, regularizers
+from .. import constraints, initializers, naming, regularizers
 from .. import scope as scope_lib
 from ..utils import random as random_utils
 from .activation_layers import masked_softmax
@@ -196,6 +196,10 @@ class MultiHeadAttention(Layer):
                 raise ValueError(f"{who}: attention_axes {self.attention_axes} are out of range for inputs of rank "
                                  f"{len(query_shape)}.")
         self._attn_axes = attn_axes
+        # Keras's MultiHeadAttention creates a Softmax and a Dropout layer here (whatever the rate); their
+        # default names are taken, so the next Dropout(...) is "dropout_1" in both.
+        naming.uniquify("softmax")
+        naming.uniquify("dropout")
         self._dot_product_equation, self._combine_equation, scores_rank = \
             _build_attention_equation(rank, attn_axes)
         self._norm_axes = tuple(range(scores_rank - len(attn_axes), scores_rank))

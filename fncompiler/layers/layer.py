@@ -126,6 +126,16 @@ _UNTRACKED = {"_layers", "_functional", "_stack", "_trainer", "_predict_trainer"
               "_after", "_template", "_vars", "_layer_ref"}
 
 
+def _activity_loss(regularizer, output):
+    """The activity penalty of one output, divided by its batch size as Keras 3 does (0 for an empty batch),
+    so its strength does not depend on the batch size."""
+    loss = regularizer(output)
+    if jnp.ndim(output) > 0:
+        batch = jnp.shape(output)[0]
+        loss = loss / batch if batch else jnp.zeros_like(loss)
+    return loss
+
+
 class Layer:
     """Base class of layers: weights, config, symbolic and concrete calls."""
 
@@ -351,7 +361,7 @@ class Layer:
         outputs = self.call(*args, **kwargs)
         if self.activity_regularizer is not None and scope is not None:
             for out in jax.tree_util.tree_leaves(outputs):
-                self.add_loss(self.activity_regularizer(out))
+                self.add_loss(_activity_loss(self.activity_regularizer, out))
         return outputs
 
     def _symbolic_call(self, args, kwargs):

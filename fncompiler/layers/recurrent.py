@@ -740,6 +740,9 @@ class Bidirectional(Layer):
             if not sub.built:
                 sub.build(input_shape)
                 sub.built = True
+                for w in sub.weights:   # Keras's paths: bidirectional/forward_lstm/lstm_cell/kernel
+                    if not w.path.startswith(f"{self.name}/"):
+                        w.path = f"{self.name}/{w.path}"
         self.built = True
         if self._initial_weights is not None:
             self.set_weights(self._initial_weights)

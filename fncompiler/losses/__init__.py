@@ -14,7 +14,7 @@ from .crossentropy import (
 from .hinge import CategoricalHinge, Hinge, SquaredHinge, categorical_hinge, hinge, squared_hinge
 from .probabilistic import KLDivergence, Poisson, kl_divergence, poisson
 from .reduction import reduce_weighted_values, squeeze_or_expand_to_same_rank
-from .registry import deserialize, get, serialize
+from .registry import as_loss, deserialize, get, serialize
 from .regression import (
     CosineSimilarity,
     Huber,
@@ -53,5 +53,10 @@ __all__ = [
     "sparse_categorical_crossentropy", "kl_divergence", "poisson", "hinge", "squared_hinge",
     "categorical_hinge",
     "mse", "MSE", "mae", "MAE", "mape", "MAPE", "msle", "MSLE", "bce", "BCE", "kld", "KLD",
-    "get", "serialize", "deserialize", "reduce_weighted_values", "squeeze_or_expand_to_same_rank",
+    "get", "serialize", "deserialize", "as_loss", "reduce_weighted_values", "squeeze_or_expand_to_same_rank",
 ]
+
+
+# --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
+from ..keras_names import install as _install_getattr  # noqa: E402
+__getattr__ = _install_getattr("losses", globals())

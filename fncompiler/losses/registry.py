@@ -157,3 +157,29 @@ def get(identifier):
         f"Could not interpret loss identifier {identifier!r} of type "
         f"{type(identifier).__name__}. Expected None, a string, a dict, a Loss or a callable."
     )
+
+
+def as_loss(identifier):
+    """What `compile(loss=...)` uses for one output: always a ``Loss``, called as
+    ``loss(y_true, y_pred, sample_weight=None)`` and reduced with "sum_over_batch_size".
+
+    A plain function is wrapped as Keras 3 wraps it (``LossFunctionWrapper``, named after the function): one
+    of fncompiler's own (``losses.binary_crossentropy``) becomes its class with default arguments (the same
+    values; the class also knows e.g. that sparse labels stay integers), any other ``fn(y_true, y_pred)``
+    returning per-sample losses is wrapped as is.
+    """
+    loss = get(identifier)
+    if loss is None or isinstance(loss, Loss):
+        return loss
+    for name, (fn, cls) in FUNCTIONS.items():
+        if fn is loss:
+            return cls()
+    return LossFunctionWrapper(loss, name=_object_name(loss))
+
+
+def _object_name(fn):
+    """Keras's name for a callable: its ``__name__`` (a class instance: its class name), snake_case."""
+    import re
+    from .base import _snake_case
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return _snake_case(re.sub(r"\W+", "", name)) or "loss"

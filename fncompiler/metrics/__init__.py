@@ -61,3 +61,8 @@ __all__ = [
     "AUC",
     "get", "resolve", "serialize", "deserialize",
 ]
+
+
+# --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
+from ..keras_names import install as _install_getattr  # noqa: E402
+__getattr__ = _install_getattr("metrics", globals())

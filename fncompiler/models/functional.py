@@ -4,6 +4,7 @@ import jax
 from ..layers.input_layer import InputLayer
 from ..layers.layer import Layer, eval_spec
 from ..symbolic import SymbolicTensor, is_symbolic
+from . import graph_order
 from .model import Model
 
 
@@ -22,6 +23,17 @@ def _flatten_struct(struct, what):
     return leaves
 
 
+def adjust_input_rank(value, expected_shape):
+    """Keras 3's rank adjustment of one input: data one rank short of an input whose last dimension is 1 gets
+    that axis ((n,) -> (n, 1)); data one rank over, ending in 1, loses it. Anything else is returned as is."""
+    ndim, rank = len(getattr(value, "shape", ())), len(expected_shape)
+    if ndim == rank - 1 and expected_shape[-1] == 1:
+        return value[..., None]
+    if ndim == rank + 1 and ndim and value.shape[-1] == 1:
+        return value[..., 0]
+    return value
+
+
 class Functional(Model):
     """A model whose forward pass is the recorded graph of layer calls."""
 
@@ -36,11 +48,7 @@ class Functional(Model):
         self._input_tensors = _flatten_struct(inputs, "inputs")
         self._output_tensors = _flatten_struct(outputs, "outputs")
         self._nodes = self._collect_nodes()
-        layers, seen = [], set()
-        for node in self._nodes:
-            if id(node.layer) not in seen:
-                seen.add(id(node.layer))
-                layers.append(node.layer)
+        layers = graph_order.operation_order(self._input_tensors, self._output_tensors)
         names = {}
         for layer in layers:
             if layer.name in names and names[layer.name] is not layer:
@@ -93,8 +101,17 @@ class Functional(Model):
         return self._graph_cache
 
     @property
-    def layers(self):
+    def operations(self):
+        """Every layer of the graph in Keras's order, including the ops applied to symbolic tensors (`x + y`,
+        `ops.abs(x)`): what `summary()` lists."""
         return list(self._layers)
+
+    @property
+    def layers(self):
+        """The model's layers in Keras 3's order (see fncompiler.models.graph_order); as in Keras, the ops
+        applied to symbolic tensors are not layers here (they are in `operations`)."""
+        from ..ops.op_layer import OpLayer
+        return [layer for layer in self._layers if not isinstance(layer, OpLayer)]
 
     @property
     def inputs(self):
@@ -161,7 +178,7 @@ class Functional(Model):
 
     def call(self, inputs, training=None, mask=None):
         from ..runtime import interpreter
-        flat = self.flatten_inputs(inputs)
+        flat = [adjust_input_rank(x, t.shape) for x, t in zip(self.flatten_inputs(inputs), self.inputs)]
         outputs = interpreter.execute(self.graph, flat, training=training)
         return self.pack_outputs(outputs)
 
@@ -175,15 +192,16 @@ class Functional(Model):
         return eval_spec(lambda x: self._concrete_call((x,), {"training": training}), (inputs,), {},
                          f"Model {self.name!r}")
 
-    def _check_inputs(self, args):
+    def _check_inputs(self, args, model_name=None):
         if not args:
             return
         flat = self.flatten_inputs(args[0])
         for i, (x, t) in enumerate(zip(flat, self.inputs)):
-            shape = tuple(getattr(x, "shape", ()))
+            shape = tuple(getattr(adjust_input_rank(x, t.shape), "shape", ()))
             if len(shape) != len(t.shape) or any(a is not None and b is not None and a != b
                                                  for a, b in zip(shape, t.shape)):
-                raise ValueError(f'Input {i} ("{self.input_names[i]}") of model "{self.name}" is incompatible: '
+                raise ValueError(f'Input {i} ("{self.input_names[i]}") of model "{model_name or self.name}" is '
+                                 f'incompatible: '
                                  f"expected shape {t.shape}, received shape {shape}.")
 
     # -- config ------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ class Model(Layer):
         """Call a subclassed model once on a slice of `x`, so its input and output specs are known."""
         if hasattr(self, "_nodes") or getattr(self, "_traced_input_specs", None) is not None:
             return
+        if getattr(self, "_functional", None) is not None:   # a built Sequential: its graph is known
+            return
         import jax
         import numpy as np
         sample = jax.tree_util.tree_map(lambda a: np.asarray(a)[:1], x)
@@ -100,7 +102,7 @@ class Model(Layer):
                 raise ValueError(f"get_layer: index {index} is out of range: model {self.name!r} has "
                                  f"{len(self.layers)} layers.")
             return self.layers[index]
-        for layer in self.layers:
+        for layer in getattr(self, "operations", self.layers):   # ops too (Keras lists only layers)
             if layer.name == name:
                 return layer
         raise ValueError(f"No such layer: {name!r} in model {self.name!r}. Existing layers are: "

@@ -81,6 +81,10 @@ class Sequential(Model):
             first = args[0]
             self.build((None,) + tuple(first.shape[1:]), getattr(first, "dtype", None))
 
+    def _check_inputs(self, args):
+        if self._functional is not None:   # the input it was built for, with Keras's rank adjustment
+            self._functional._check_inputs(args, model_name=self.name)
+
     @property
     def layers(self):
         return self._layers_no_input() if self._functional is None else \

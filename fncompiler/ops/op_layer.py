@@ -2,7 +2,16 @@
 
 Its config names the op; loading resolves that name only in fncompiler's own op table (a closed set).
 """
+from .. import naming
 from ..layers.layer import Layer
+
+# Keras 3 names an op node after its operation class (`Absolute`, `GetItem`): the op's own name except these.
+_KERAS_NAMES = {"abs": "absolute", "conj": "conjugate", "getitem": "get_item"}
+
+
+def default_name(op):
+    """The next free Keras-style name for a node of `op` ("add", "add_1", ... shared with layer names)."""
+    return naming.uniquify(_KERAS_NAMES.get(op, op))
 
 
 class OpLayer(Layer):
@@ -10,7 +19,8 @@ class OpLayer(Layer):
         from . import numpy_ops
         if op not in numpy_ops.OPS:
             raise ValueError(f"Unknown op {op!r}: not one of fncompiler.ops' functions.")
-        kwargs.setdefault("name", None)
+        if kwargs.get("name") is None:
+            kwargs["name"] = default_name(op)
         kwargs["autocast"] = False
         super().__init__(**kwargs)
         self.op = op

@@ -16,3 +16,8 @@ __all__ = [
     "Optimizer", "OptimizerState", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta",
     "Adamax", "Nadam", "Lion", "schedules", "get", "serialize", "deserialize",
 ]
+
+
+# --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
+from ..keras_names import install as _install_getattr  # noqa: E402
+__getattr__ = _install_getattr("optimizers", globals())

@@ -55,7 +55,7 @@ def _history_ref(t, keys):
 def serialize_functional(model):
     keys = _node_keys(model)
     layer_entries, by_layer = [], {}
-    for layer in model.layers:
+    for layer in model.operations:   # layers and ops (`x + y`) alike
         entry = serialization.serialize_object(layer)
         entry["name"] = layer.name
         entry["inbound_nodes"] = []

@@ -20,3 +20,8 @@ def model_to_dot(model, **kwargs):
 
 
 __all__ = ["normalize", "to_categorical", "set_random_seed", "plot_model", "model_to_dot"]
+
+
+# --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
+from ..keras_names import install as _install_getattr  # noqa: E402
+__getattr__ = _install_getattr("utils", globals())

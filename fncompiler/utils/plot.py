@@ -60,6 +60,11 @@ def _graphviz_missing(prog, to_file=None):
 
 
 # -- model structure -------------------------------------------------------------------------------
+def _drawn_layers(model):
+    """The boxes of a model: its layers and the ops applied to its symbolic tensors (`operations`)."""
+    return list(getattr(model, "operations", None) or model.layers)
+
+
 def _graph_nodes(model):
     """The Nodes (layer calls) of `model`'s own graph, in creation order; [] for non-graph models."""
     functional = getattr(model, "_functional", None)
@@ -304,7 +309,7 @@ class _DotBuilder:
         """Add `model`'s layers to `graph` (the root Dot or a cluster) and its edges to the root Dot."""
         nodes = _graph_nodes(model)
         relevant = {id(n) for n in nodes}
-        layers = list(model.layers)
+        layers = _drawn_layers(model)
         for layer in layers:
             if self.expandable(layer):
                 self.n_clusters += 1
@@ -328,7 +333,7 @@ class _DotBuilder:
     def sources(self, model, scope, tensor, drawn=None, relevant=None):
         """DOT ids of what produced `tensor` inside `model` (inside nested clusters when expanded)."""
         if drawn is None:
-            drawn = {id(l) for l in model.layers}
+            drawn = {id(l) for l in _drawn_layers(model)}
             relevant = {id(n) for n in _graph_nodes(model)}
         node = tensor.node
         if node is None or id(node) not in relevant or id(node.layer) not in drawn:
@@ -351,7 +356,7 @@ class _DotBuilder:
         if k >= len(inputs):
             return []
         inner_t = inputs[k]
-        inner_drawn = {id(l) for l in layer.layers}
+        inner_drawn = {id(l) for l in _drawn_layers(layer)}
         if inner_t.node is not None and id(inner_t.node.layer) in inner_drawn:
             return [self.node_id(inner_scope, inner_t.node.layer)]
         # The nested model does not draw its input layer (Sequential): connect to the layers reading it.

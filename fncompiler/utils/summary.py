@@ -291,7 +291,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     their parameter count and "?" as their output shape (as Keras does), and the totals count the weights
     that exist.
     """
-    layers = list(model.layers)
+    layers = list(getattr(model, "operations", None) or model.layers)   # Keras lists a graph's ops too
     relevant_nodes = _graph_nodes(model)
     sequential_like = is_sequential_like(model)
 
