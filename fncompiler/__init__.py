@@ -41,8 +41,11 @@ def __getattr__(name):
         value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
     elif name in _SUBPACKAGES:
         value = importlib.import_module(f".{name}", __name__)
-    else:
+    elif name.startswith("__"):
         raise AttributeError(f"module 'fncompiler' has no attribute {name!r}")
+    else:  # a Keras name fncompiler lacks, or a typo: say which (fncompiler.keras_names)
+        from .keras_names import missing_attribute_error
+        raise missing_attribute_error("", name, __all__)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
 

@@ -121,6 +121,15 @@ _KERAS = {
         inception_resnet_v2 inception_v3 mobilenet mobilenet_v2 mobilenet_v3 nasnet resnet resnet50 resnet_v2
         vgg16 vgg19 xception
     """.split(),
+    # The top level, `keras.<name>` (`src` left out: Keras's private source tree).
+    "": """
+        DTypePolicy FloatDTypePolicy Function Initializer Input InputSpec KerasTensor Layer Loss Metric Model
+        Operation Optimizer Quantizer Regularizer RematScope Sequential StatelessScope SymbolicScope Variable
+        activations applications backend callbacks config constraints datasets device distillation distribution
+        dtype_policies export initializers layers legacy losses metrics mixed_precision models name_scope ops
+        optimizers preprocessing quantizers random regularizers remat saving tree utils version visualization
+        wrappers
+    """.split(),
     "activations": """
         celu deserialize elu exponential gelu get glu hard_shrink hard_sigmoid hard_silu hard_swish hard_tanh
         leaky_relu linear log_sigmoid log_softmax mish relu relu6 selu serialize sigmoid silu soft_shrink
@@ -172,17 +181,21 @@ def _public(namespace):
 
 
 def missing_attribute_error(subpackage, name, public):
-    """The AttributeError for `fncompiler.<subpackage>.<name>`; `public` are the names the module has."""
+    """The AttributeError for `fncompiler.<subpackage>.<name>` (`subpackage` "" for the top level); `public`
+    are the names the module has."""
+    dotted = f"{subpackage}.{name}" if subpackage else name
+    module = f"fncompiler.{subpackage}" if subpackage else "fncompiler"
+    keras_module = f"keras.{subpackage}" if subpackage else "keras"
     if name in keras_names(subpackage):
         listing = ", ".join(public)
         if len(listing) > 800:
             listing = listing[:800].rsplit(", ", 1)[0] + ", ..."
-        msg = (f"fncompiler does not implement {subpackage}.{name} yet (Keras 3 has keras.{subpackage}.{name}). "
-               f"fncompiler.{subpackage} has: {listing}.")
+        msg = (f"fncompiler does not implement {dotted} yet (Keras 3 has keras.{dotted}). "
+               f"{module} has: {listing}.")
     else:
         close = difflib.get_close_matches(name, public, n=3, cutoff=0.75)
         hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-        msg = f"module 'fncompiler.{subpackage}' has no attribute {name!r} (nor has keras.{subpackage}).{hint}"
+        msg = f"module '{module}' has no attribute {name!r} (nor has {keras_module}).{hint}"
     err = AttributeError(msg)
     # Without name/obj Python adds no "Did you mean" of its own (it would look at every attribute, submodules
     # included: `layers.Normalization` -> 'normalization').

@@ -171,10 +171,9 @@ def test_sequential_shape_error_reports_the_data_shape():
 
 # ----------------------------------------------------------------------------- missing names
 @pytest.mark.parametrize("module, name", [
-    ("layers", "Normalization"), ("layers", "TextVectorization"), ("ops", "ctc_loss"), ("ops.image", "gaussian_blur"),
-    ("losses", "Dice"), ("metrics", "F1Score"), ("callbacks", "TensorBoard"),
-    ("utils", "timeseries_dataset_from_array"),
-    ("optimizers", "Ftrl"), ("applications", "ResNet50")])
+    ("layers", "MelSpectrogram"), ("layers", "AugMix"), ("ops", "ctc_loss"), ("ops.image", "gaussian_blur"),
+    ("losses", "Dice"), ("metrics", "F1Score"), ("callbacks", "OrbaxCheckpoint"), ("utils", "FeatureSpace"),
+    ("optimizers", "Ftrl"), ("applications", "NASNetLarge")])
 def test_a_keras_name_we_lack_says_so(module, name):
     import importlib
     mod = importlib.import_module(f"fncompiler.{module}")
@@ -184,6 +183,19 @@ def test_a_keras_name_we_lack_says_so(module, name):
     assert message.startswith(f"fncompiler does not implement {module}.{name} yet")
     assert info.value.name is None and info.value.obj is None     # Python adds no suggestion of its own
     assert not hasattr(mod, name)
+
+
+def test_top_level_keras_name_we_lack_says_so_and_typos_suggest():
+    with pytest.raises(AttributeError) as info:
+        keras.mixed_precision
+    assert str(info.value).startswith("fncompiler does not implement mixed_precision yet (Keras 3 has "
+                                      "keras.mixed_precision)")
+    assert info.value.name is None and info.value.obj is None
+    with pytest.raises(AttributeError, match=r"module 'fncompiler' has no attribute 'Modle' \(nor has keras\)\. "
+                                             r"Did you mean: 'Model'"):
+        keras.Modle
+    with pytest.raises(AttributeError, match="no attribute '__wrapped__'"):
+        keras.__wrapped__
 
 
 def test_a_typo_suggests_public_names_only():
