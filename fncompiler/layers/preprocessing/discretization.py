@@ -9,12 +9,10 @@ from ._data import batches, check_output_mode, encode, encoded_shape
 
 class Discretization(Layer):
     """Keras 3's Discretization: bucket i holds boundaries[i-1] <= x < boundaries[i] (np.digitize); int32 ids or
-    one_hot / multi_hot / count vectors of depth len(bin_boundaries) + 1."""
+    one_hot / multi_hot / count vectors (the layer's float dtype) of depth len(bin_boundaries) + 1."""
 
     def __init__(self, bin_boundaries=None, num_bins=None, epsilon=0.01, output_mode="int", sparse=False, dtype=None,
                  name=None, **kwargs):
-        if dtype is None:
-            dtype = "int32" if output_mode == "int" else "float32"
         super().__init__(dtype=dtype, name=name, **kwargs)
         if sparse:
             raise ValueError("Discretization: sparse=True is not supported by fncompiler (outputs are dense arrays).")
@@ -47,7 +45,10 @@ class Discretization(Layer):
             raise ValueError(f"Discretization {self.name!r}: pass `bin_boundaries` or call adapt() before using it.")
         ids = jnp.digitize(inputs, jnp.asarray(self.bin_boundaries, inputs.dtype if jnp.issubdtype(
             inputs.dtype, jnp.floating) else jnp.float32)).astype(jnp.int32)
-        return encode(jnp, ids, self.output_mode, len(self.bin_boundaries) + 1, self.dtype)
+        return encode(jnp, ids, self.output_mode, len(self.bin_boundaries) + 1, self._output_dtype())
+
+    def _output_dtype(self):
+        return "int32" if self.output_mode == "int" else self.compute_dtype
 
     def compute_output_shape(self, input_shape):
         depth = None if self.bin_boundaries is None else len(self.bin_boundaries) + 1
@@ -56,7 +57,7 @@ class Discretization(Layer):
         return encoded_shape(input_shape, self.output_mode, depth)
 
     def compute_output_spec(self, inputs, *args, **kwargs):
-        return SymbolicTensor(self.compute_output_shape(tuple(inputs.shape)), self.dtype)
+        return SymbolicTensor(self.compute_output_shape(tuple(inputs.shape)), self._output_dtype())
 
     def get_config(self):
         return {**super().get_config(), "bin_boundaries": self.bin_boundaries, "num_bins": self.num_bins,
