@@ -42,7 +42,8 @@ def _is_host_layer(layer):
 
 def split(model):
     """The HostPrefix of a Functional model, or None when it has no host layers."""
-    if not any(_is_host_layer(n.layer) for n in model._nodes):
+    if not any(_is_host_layer(n.layer) for n in model._nodes) and \
+            not any(dtypes.is_string(t.dtype) for t in model.inputs):
         return None
     inputs = model.inputs
     host_tensors = {id(t) for t in inputs}
