@@ -1,7 +1,6 @@
 """Augmentation layers (RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
 RandomBrightness) vs NumPy references of Keras 3's transforms for the sampled parameters; identity at inference;
 random draws inside the compiled train step."""
-import json
 import math
 
 import jax
@@ -10,14 +9,7 @@ import pytest
 
 import fncompiler as keras
 from fncompiler import layers as L
-
-
-def round_trip(layer):
-    config = layer.get_config()
-    json.dumps(config)
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    return clone
+from layer_config_check import round_trip
 
 
 @pytest.fixture

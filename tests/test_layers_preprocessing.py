@@ -1,6 +1,5 @@
 """Numeric preprocessing layers (Normalization, Resizing, CenterCrop, RandomCrop, Discretization,
 CategoryEncoding, IntegerLookup) vs NumPy references; adapt statistics; config round trips; in compiled models."""
-import json
 
 import jax
 import numpy as np
@@ -8,14 +7,7 @@ import pytest
 
 import fncompiler as keras
 from fncompiler import layers as L
-
-
-def round_trip(layer):
-    config = layer.get_config()
-    json.dumps(config)
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    return clone
+from layer_config_check import round_trip
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Host (NumPy) preprocessing layers: Hashing, StringLookup, TextVectorization, vs Keras's documented values and
 NumPy references; and the host prefix of models whose inputs are strings (fit / predict / evaluate / save)."""
-import json
 import math
 import re
 
@@ -9,15 +8,8 @@ import pytest
 
 import fncompiler as keras
 from fncompiler import layers as L
+from layer_config_check import round_trip
 from fncompiler.models.host_prefix import HostPrefixError
-
-
-def round_trip(layer):
-    config = layer.get_config()
-    json.dumps(config)
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    return clone
 
 
 LETTERS = np.array([["A"], ["B"], ["C"], ["D"], ["E"]])
