@@ -26,6 +26,8 @@ def standardize(dtype):
         return "int32"
     if dtype is bool:
         return "bool"
+    if _is_string_dtype(dtype):
+        return "string"
     if hasattr(dtype, "name") and not isinstance(dtype, str):
         name = dtype.name
     else:
@@ -38,11 +40,28 @@ def standardize(dtype):
     return name
 
 
+def _is_string_dtype(dtype):
+    """Text data ("string", "str", str, NumPy unicode/bytes/object dtypes): only host preprocessing layers take it
+    (see fncompiler/layers/preprocessing/host.py); it never enters a compiled step."""
+    if dtype is str or dtype is bytes or isinstance(dtype, str) and dtype in ("string", "str"):
+        return True
+    try:
+        return not isinstance(dtype, str) and np.dtype(dtype).kind in "USO"
+    except TypeError:
+        return False
+
+
+def is_string(dtype):
+    return _is_string_dtype(dtype)
+
+
 def is_float(dtype):
     return standardize(dtype) in ("float16", "bfloat16", "float32", "float64")
 
 
 def is_int(dtype):
+    if is_string(dtype):
+        return False
     return np.issubdtype(jnp.dtype(standardize(dtype)), np.integer)
 
 

@@ -48,7 +48,8 @@ def build(model):
     seen = collections.Counter()
     order = 0
     input_ids = []
-    for i, t in enumerate(model.inputs):
+    prefix = getattr(model, "_host_prefix", None)     # host (NumPy) preprocessing: not part of the compiled graph
+    for i, t in enumerate(model.inputs if prefix is None else prefix.device_inputs):
         if t.node.is_input:
             nid = t.node.layer.name
             ids[t.node.id] = nid
@@ -61,7 +62,11 @@ def build(model):
         order += 1
         input_ids.append(nid)
     for node in model._nodes:
+        if prefix is not None and node.id in prefix.node_ids:
+            continue
         if node.is_input:
+            if prefix is not None and node.id not in ids:
+                continue                                  # a string input read only by the host prefix
             if node.id not in ids:
                 raise IRError(f"Input layer {node.layer.name!r} is part of the graph but not a model input.")
             continue

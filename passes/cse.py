@@ -14,7 +14,10 @@ from .manager import Pass, PassResult, register
 from .rewrite import redirect
 
 RANDOM_LAYERS = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-                 "GaussianDropout", "AlphaDropout"}
+                 "GaussianDropout", "AlphaDropout",
+                 # augmentation (issue 16, i16a)
+                 "RandomCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+                 "RandomBrightness"}
 
 
 def _arguments_key(arguments):

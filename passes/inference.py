@@ -10,7 +10,10 @@ from .manager import Pass, PassResult, register
 from .rewrite import bypass
 
 TRAINING_ONLY = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-                 "GaussianDropout", "AlphaDropout", "Identity"}
+                 "GaussianDropout", "AlphaDropout", "Identity",
+                 # augmentation layers: the identity (a cast to their compute dtype) at inference (issue 16, i16a)
+                 "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+                 "RandomBrightness"}
 LOSS_ONLY = {"ActivityRegularization"}   # adds a loss: evaluate() reports it, predict/export do not need it
 
 
@@ -23,6 +26,9 @@ def run(graph, ctx):
             continue
         if graph.in_degree(nid) != 1 or len(data["output_specs"]) != 1:
             continue
+        src, _, edge = next(iter(graph.in_edges(nid, data=True)))
+        if graph.nodes[src]["output_specs"][edge["src_index"]].dtype != data["output_specs"][0].dtype:
+            continue  # e.g. an augmentation layer that casts uint8 images to float at inference
         args, kwargs = data["arguments"]
         if kwargs.get("training"):
             continue  # the model asked for training behaviour explicitly

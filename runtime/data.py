@@ -4,6 +4,7 @@ import functools
 import numpy as np
 
 from fncompiler import dtypes
+from fncompiler.models import host_prefix
 from fncompiler.models.functional import adjust_input_rank
 
 
@@ -72,6 +73,16 @@ def flatten_x(model, x):
     flat = model.flatten_inputs(x)
     names = model.input_names
     specs = [t for t in model.inputs]
+    prefix = host_prefix.of(model)
+    if prefix is not None:        # host preprocessing (strings...) runs here, before the compiled step
+        for i, (value, spec) in enumerate(zip(flat, specs)):
+            if dtypes.is_string(spec.dtype) and not (hasattr(value, "shape") and hasattr(value, "dtype")):
+                flat[i] = np.asarray(value)
+            if dtypes.is_string(spec.dtype):
+                flat[i] = adjust_input_rank(flat[i], spec.shape)   # (n,) strings -> (n, 1) as Keras
+        flat = prefix.run(flat)
+        specs = prefix.device_inputs
+        names = [t.node.layer.name if t.node.is_input else f"{t.node.layer.name} output" for t in specs]
     out = []
     for i, (value, spec) in enumerate(zip(flat, specs)):
         arr = adjust_input_rank(to_host(value, f'Input {i} ("{names[i]}")'), spec.shape)   # (n,) -> (n, 1)

@@ -33,6 +33,12 @@ from .misc import (ActivityRegularization, GaussianDropout, GaussianNoise, Resca
                    SpatialDropout2D)
 # --- end B ---
 
+# --- preprocessing / augmentation layers (issue 16, helper i16a) ---
+from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, Hashing, IntegerLookup, Normalization,
+                            RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
+                            RandomTranslation, RandomZoom, Resizing, StringLookup, TextVectorization)
+# --- end i16a ---
+
 
 def _public_layer_classes():
     """Every Layer subclass exported from this module, by class name (the built-in registry)."""

@@ -74,6 +74,8 @@ def _to_array(x, compute_dtype, autocast):
     if isinstance(x, Variable):
         x = x.value
     if isinstance(x, (np.ndarray, np.generic)):
+        if x.dtype.kind in "USO":      # text stays NumPy: only host preprocessing layers read it
+            return x
         x = jnp.asarray(x)
     if autocast and hasattr(x, "dtype") and hasattr(x, "shape") and jnp.issubdtype(x.dtype, jnp.floating) \
             and x.dtype != jnp.dtype(compute_dtype):

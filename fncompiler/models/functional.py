@@ -58,6 +58,8 @@ class Functional(Model):
         object.__setattr__(self, "_layers", layers)
         self.built = True
         self._graph_cache = None
+        from . import host_prefix
+        self._host_prefix = host_prefix.split(self)   # preprocessing run in NumPy before the step (or None)
 
     # -- graph -------------------------------------------------------------------------------------
     def _collect_nodes(self):
@@ -179,6 +181,8 @@ class Functional(Model):
     def call(self, inputs, training=None, mask=None):
         from ..runtime import interpreter
         flat = [adjust_input_rank(x, t.shape) for x, t in zip(self.flatten_inputs(inputs), self.inputs)]
+        if self._host_prefix is not None:
+            flat = self._host_prefix.run(flat)
         outputs = interpreter.execute(self.graph, flat, training=training)
         return self.pack_outputs(outputs)
 
