@@ -1,4 +1,5 @@
-"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization.
+"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization,
+RMSNormalization.
 
 Weights, names and order follow Keras 3 (BatchNormalization: gamma, beta, moving_mean, moving_variance;
 Layer/GroupNormalization: gamma, beta). Statistics are computed in float32 even for float16/bfloat16 inputs.
@@ -329,3 +330,47 @@ class UnitNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+class RMSNormalization(Layer):
+    """Root-mean-square normalization (Zhang & Sennrich 2019): `x / sqrt(mean(x**2, axis) + epsilon) * scale`,
+    computed in at least float32; one weight `scale` (ones) with the sizes of the normalized axes."""
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            axis = [int(a) for a in axis]
+        elif not isinstance(axis, int) or isinstance(axis, bool):
+            raise TypeError(f"RMSNormalization: `axis` must be an int or a list of ints; received axis={axis!r}.")
+        self.axis = axis
+        self.epsilon = float(epsilon)
+        self.supports_masking = True
+
+    def _axes(self, ndim):
+        who = f"Layer {self.name!r} (RMSNormalization)"
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        return sorted(_normalize_axis(a, ndim, who) for a in axes)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape[a] for a in self._axes(len(input_shape)))
+        if any(d is None for d in shape):
+            raise ValueError(f"Layer {self.name!r} (RMSNormalization): the normalized axes {self.axis} must have "
+                             f"known sizes; received input shape {tuple(input_shape)}.")
+        self.scale = self.add_weight(shape=shape, name="scale", initializer="ones")
+
+    def call(self, inputs):
+        x = _upcast(inputs)
+        axes = self._axes(x.ndim)
+        bshape = [1] * x.ndim
+        for a in axes:
+            bshape[a] = x.shape[a]
+        inv = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=tuple(axes), keepdims=True) + self.epsilon)
+        out = x * inv * self.scale.value.astype(x.dtype).reshape(bshape)
+        return out.astype(self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        self._axes(len(input_shape))
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
