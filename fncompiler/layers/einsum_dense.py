@@ -40,9 +40,8 @@ def analyze_equation(equation, bias_axes, input_shape, output_shape, who="Einsum
         raise ValueError(f"{who}: the equation {equation!r} names {len(in_spec)} input axes but the input has shape "
                          f"{input_shape}.")
     out_shape = [input_shape[0]] + list(output_shape)
-    if elided > 0 and left:
-        for i in range(1, elided):
-            out_shape.insert(1, input_shape[i])
+    if elided > 0 and left:   # (Keras inserts these in reverse order, a wrong static shape past 2 axes)
+        out_shape[1:1] = input_shape[1:elided]
     elif elided > 0:
         out_shape.extend(input_shape[len(input_shape) - elided:])
     if left:
