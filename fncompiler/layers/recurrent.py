@@ -1,4 +1,5 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU, the generic RNN(cell), their cells, and Bidirectional.
+"""Recurrent layers: SimpleRNN, LSTM, GRU, the generic RNN(cell) (a list of cells runs as one StackedRNNCells,
+stacked_rnn.py), their cells, and Bidirectional.
 
 Weights follow Keras 3 exactly (the cell owns them, so `lstm.weights` is [kernel, recurrent_kernel, bias]
 with gates i, f, c, o for the LSTM and z, r, h for the GRU), so Keras-trained weights load with
@@ -415,6 +416,9 @@ class RNN(Layer):
             self.cell.built = True
             for w in self.cell.weights:
                 w.path = f"{self.name}/{self.cell.name}/{w.name}"
+            for sub in getattr(self.cell, "cells", ()):   # StackedRNNCells: one more level, per cell
+                for w in getattr(sub, "weights", ()):
+                    w.path = f"{self.name}/{self.cell.name}/{sub.name}/{w.name}"
         spec = self.input_spec
         if spec is not None:   # later calls must bring the same number of features
             self.input_spec = InputSpec(ndim=spec.ndim, min_ndim=spec.min_ndim, axes={-1: input_shape[-1]})
