@@ -318,3 +318,29 @@ def test_alpha_dropout_noise_shape_and_config():
         L.AlphaDropout(1.5)
     np.testing.assert_array_equal(np.asarray(L.AlphaDropout(1.0).stateless_call([], [], x, training=True)[0]), 0)
     assert L.AlphaDropout(0.2)(keras.Input((None, 3))).shape == (None, None, 3)
+
+
+# ----------------------------------------------------------------------------- all of them in one saved model
+def test_new_layers_save_load_and_fit(tmp_path):
+    rng = np.random.default_rng(12)
+    inp = keras.Input((6, 4))
+    x = L.Masking()(inp)
+    x = L.TimeDistributed(L.EinsumDense("ab,bc->ac", 8, bias_axes="c"))(x)
+    x = L.AlphaDropout(0.1)(L.RMSNormalization()(x))
+    seq, s1, s2 = L.RNN([L.LSTMCell(5), L.GRUCell(3)], return_sequences=True, return_state=True)(x)
+    att = L.AdditiveAttention()([seq, seq])
+    model = keras.Model(inp, [L.Dense(1)(L.GlobalAveragePooling1D()(att)), s1[0], s2])
+    assert [t.shape for t in model.outputs] == [(None, 1), (None, 5), (None, 3)]
+    xs = rng.normal(size=(16, 6, 4)).astype("float32")
+    xs[:, 4:] = 0
+    before = model.predict(xs, verbose=0)
+    model.save(str(tmp_path / "m.keras"))
+    again = keras.models.load_model(str(tmp_path / "m.keras"))
+    for a, b in zip(before, again.predict(xs, verbose=0)):
+        np.testing.assert_array_equal(a, b)
+    assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]
+    model.compile("adam", ["mse", None, None], steps_per_execution=1)
+    hist = model.fit(xs, [rng.normal(size=(16, 1)).astype("float32"), np.zeros((16, 5), "float32"),
+                          np.zeros((16, 3), "float32")], batch_size=8, epochs=2, verbose=0)
+    assert np.isfinite(hist.history["loss"]).all()
+    assert model._trainer.compiled.trace_counts["train"] == 1
