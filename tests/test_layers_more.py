@@ -1,7 +1,5 @@
 """EinsumDense, TimeDistributed, Masking, AdditiveAttention, RMSNormalization and AlphaDropout vs NumPy
 references of the Keras 3 formulas; weight names/shapes (in order) and output shapes recorded from Keras 3.15.1."""
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,30 +7,12 @@ import pytest
 
 import fncompiler as keras
 from fncompiler import layers as L
-
-
-@pytest.fixture(autouse=True)
-def _exact_matmuls():
-    with jax.default_matmul_precision("highest"):
-        yield
-
-
-def round_trip(layer):
-    config = layer.get_config()
-    json.dumps(config)
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    return clone
+from test_layers_embedding_rnn import randomize
+from test_layers_misc import _exact_matmuls, round_trip  # noqa: F401  (autouse fixture: full-precision matmuls)
 
 
 def weight_layout(layer):
     return [(w.name, tuple(w.shape)) for w in layer.weights]
-
-
-def randomize(layer, rng, scale=0.5):
-    values = [rng.normal(scale=scale, size=w.shape).astype("float32") for w in layer.weights]
-    layer.set_weights(values)
-    return [v.astype("float64") for v in values]
 
 
 # ----------------------------------------------------------------------------- EinsumDense

@@ -10,23 +10,9 @@ import pytest
 
 import fncompiler as keras
 from fncompiler import layers as L
-from test_layers_embedding_rnn import ref_gru_step, ref_lstm_step, ref_simple_step
-
-
-@pytest.fixture(autouse=True)
-def _exact_matmuls():
-    with jax.default_matmul_precision("highest"):
-        yield
-
-
-def layout(layer):
-    return [(w.name, tuple(w.shape)) for w in layer.weights]
-
-
-def randomize(layer, rng, scale=0.5):
-    values = [rng.normal(scale=scale, size=w.shape).astype("float32") for w in layer.weights]
-    layer.set_weights(values)
-    return [v.astype("float64") for v in values]
+from test_layers_embedding_rnn import randomize, ref_gru_step, ref_lstm_step, ref_simple_step
+from test_layers_misc import _exact_matmuls  # noqa: F401  (autouse fixture: full-precision matmuls)
+from test_layers_more import weight_layout as layout
 
 
 def np_stacked(steps, x, states, mask=None):

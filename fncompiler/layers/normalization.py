@@ -33,6 +33,13 @@ def _normalize_axis(axis, ndim, who):
     return axis % ndim
 
 
+def _sorted_axes(layer, ndim):
+    """`layer.axis` (an int or a list) as sorted non-negative axes of an input of rank `ndim`."""
+    who = f"Layer {layer.name!r} ({type(layer).__name__})"
+    axes = layer.axis if isinstance(layer.axis, list) else [layer.axis]
+    return sorted(_normalize_axis(a, ndim, who) for a in axes)
+
+
 class BatchNormalization(Layer):
     """Normalizes with batch statistics in training (updating the moving statistics with
     `moving = moving * momentum + batch * (1 - momentum)`), with the moving statistics in inference."""
@@ -171,9 +178,7 @@ class LayerNormalization(Layer):
         self.beta = None
 
     def _axes(self, ndim):
-        who = f"Layer {self.name!r} (LayerNormalization)"
-        axes = self.axis if isinstance(self.axis, list) else [self.axis]
-        return sorted(_normalize_axis(a, ndim, who) for a in axes)
+        return _sorted_axes(self, ndim)
 
     def build(self, input_shape):
         axes = self._axes(len(input_shape))
@@ -347,9 +352,7 @@ class RMSNormalization(Layer):
         self.supports_masking = True
 
     def _axes(self, ndim):
-        who = f"Layer {self.name!r} (RMSNormalization)"
-        axes = self.axis if isinstance(self.axis, list) else [self.axis]
-        return sorted(_normalize_axis(a, ndim, who) for a in axes)
+        return _sorted_axes(self, ndim)
 
     def build(self, input_shape):
         shape = tuple(input_shape[a] for a in self._axes(len(input_shape)))

@@ -5,19 +5,10 @@ per cell (`state_size` `[[u1, u1], [u2, u2]]` for two LSTM cells), so `RNN(..., 
 `[output, [h1, c1], [h2, c2]]` and `initial_state` takes the same nesting (a flat list of all the states, in
 that order, is accepted too). Weights: each cell's, in cell order.
 """
-import inspect
-
 import jax.numpy as jnp
 
 from .layer import Layer
-from .recurrent import _DropoutCell, _deserialize_layer, _serialize_layer
-
-
-def _accepts_training(cell):
-    try:
-        return "training" in inspect.signature(type(cell).call).parameters
-    except (TypeError, ValueError):
-        return False
+from .recurrent import _DropoutCell, _accepts_training, _deserialize_layer, _serialize_layer
 
 
 def _sizes(size):
