@@ -40,6 +40,16 @@ def _sorted_axes(layer, ndim):
     return sorted(_normalize_axis(a, ndim, who) for a in axes)
 
 
+def _prepare(layer, inputs):
+    """(upcast input, its normalized axes, the shape that broadcasts a per-axes weight against it)."""
+    x = _upcast(inputs)
+    axes = layer._axes(x.ndim)
+    bshape = [1] * x.ndim
+    for a in axes:
+        bshape[a] = x.shape[a]
+    return x, axes, bshape
+
+
 class BatchNormalization(Layer):
     """Normalizes with batch statistics in training (updating the moving statistics with
     `moving = moving * momentum + batch * (1 - momentum)`), with the moving statistics in inference."""
@@ -194,11 +204,7 @@ class LayerNormalization(Layer):
                                         regularizer=self.beta_regularizer, constraint=self.beta_constraint)
 
     def call(self, inputs):
-        x = _upcast(inputs)
-        axes = self._axes(x.ndim)
-        bshape = [1] * x.ndim
-        for a in axes:
-            bshape[a] = x.shape[a]
+        x, axes, bshape = _prepare(self, inputs)
         gamma = None if self.gamma is None else self.gamma.value.astype(x.dtype).reshape(bshape)
         if self.rms_scaling:
             inv = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=tuple(axes), keepdims=True) + self.epsilon)
@@ -362,11 +368,7 @@ class RMSNormalization(Layer):
         self.scale = self.add_weight(shape=shape, name="scale", initializer="ones")
 
     def call(self, inputs):
-        x = _upcast(inputs)
-        axes = self._axes(x.ndim)
-        bshape = [1] * x.ndim
-        for a in axes:
-            bshape[a] = x.shape[a]
+        x, axes, bshape = _prepare(self, inputs)
         inv = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=tuple(axes), keepdims=True) + self.epsilon)
         out = x * inv * self.scale.value.astype(x.dtype).reshape(bshape)
         return out.astype(self.compute_dtype)
