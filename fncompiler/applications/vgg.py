@@ -3,32 +3,20 @@
 ImageNet weights cannot be downloaded here: pass `weights=None` (random init) or the path of a weights
 file saved with `model.save_weights(...)` from a model of the same architecture.
 """
-import os
-
 from ..layers.convolutional import Conv2D
 from ..layers.core import Dense
 from ..layers.input_layer import Input
 from ..layers.pooling import GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from ..layers.reshaping import Flatten
 from ..models.functional import Functional
+from . import _common
 
 _BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 _FILTERS = (64, 128, 256, 512, 512)
 
 
-def _check_weights(weights, include_top, classes):
-    if weights == "imagenet":
-        raise ValueError(
-            "weights='imagenet' would download the ImageNet weights, and fncompiler never downloads anything. "
-            "Pass weights=None for random initialization, or the path of a local weights file saved with "
-            "model.save_weights(...) from this architecture.")
-    if weights is not None and not os.path.exists(os.fspath(weights)):
-        raise FileNotFoundError(f"VGG weights file {os.fspath(weights)!r} does not exist. Pass weights=None or the "
-                                "path of a local weights file.")
-
-
 def _vgg(kind, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name):
-    _check_weights(weights, include_top, classes)
+    _common.check_weights(weights, kind.upper())
     if input_tensor is not None:
         img = input_tensor
     else:

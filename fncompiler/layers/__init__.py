@@ -39,6 +39,16 @@ from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, Hashin
                             RandomTranslation, RandomZoom, Resizing, StringLookup, TextVectorization)
 # --- end i16a ---
 
+# --- wrappers, masking, einsum, more attention/normalization/dropout, stacked cells (issue 16, helper i16c) ---
+from .additive_attention import AdditiveAttention
+from .einsum_dense import EinsumDense
+from .masking import Masking
+from .misc import AlphaDropout
+from .normalization import RMSNormalization
+from .stacked_rnn import StackedRNNCells
+from .wrappers import TimeDistributed
+# --- end i16c ---
+
 
 def _public_layer_classes():
     """Every Layer subclass exported from this module, by class name (the built-in registry)."""

@@ -1,4 +1,5 @@
-"""Rescaling, GaussianNoise, GaussianDropout, SpatialDropout1D/2D and ActivityRegularization (Keras 3 math)."""
+"""Rescaling, GaussianNoise, GaussianDropout, AlphaDropout, SpatialDropout1D/2D and ActivityRegularization (Keras 3
+math)."""
 import math
 
 import jax
@@ -101,6 +102,43 @@ class GaussianDropout(_RandomLayer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+# SELU's constants (Klambauer et al. 2017): the value a dropped unit takes is SELU's negative saturation.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class AlphaDropout(_RandomLayer):
+    """Dropout for SELU networks, in training only: a dropped unit is set to SELU's negative saturation
+    `-alpha * scale`, then `a * x + b` restores the mean and variance the inputs had (Keras 3's formula).
+    `noise_shape` (None entries take the input's size) shares one draw along its size-1 axes. `rate=1` gives
+    zeros (Keras divides by zero)."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if not 0 <= rate <= 1:
+            raise ValueError(f"Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
+                             f"Received: rate={rate}")
+        self.rate = rate
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate <= 0:
+            return inputs
+        if self.rate >= 1:   # Keras divides by zero here; everything is dropped
+            return jnp.zeros_like(inputs)
+        shape = inputs.shape if self.noise_shape is None else tuple(
+            inputs.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
+        kept = (jax.random.uniform(_rng(self.seed), shape) >= self.rate).astype(inputs.dtype)
+        alpha_p = -_SELU_ALPHA * _SELU_SCALE
+        a = ((1 - self.rate) * (1 + self.rate * alpha_p ** 2)) ** -0.5
+        b = -a * alpha_p * self.rate
+        return a * (inputs * kept + alpha_p * (1 - kept)) + b
+
+    def get_config(self):
+        noise_shape = None if self.noise_shape is None else list(self.noise_shape)
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed, "noise_shape": noise_shape}
 
 
 class _SpatialDropout(_RandomLayer):

@@ -1,4 +1,5 @@
-"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization.
+"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization,
+RMSNormalization.
 
 Weights, names and order follow Keras 3 (BatchNormalization: gamma, beta, moving_mean, moving_variance;
 Layer/GroupNormalization: gamma, beta). Statistics are computed in float32 even for float16/bfloat16 inputs.
@@ -30,6 +31,23 @@ def _normalize_axis(axis, ndim, who):
     if not -ndim <= axis < ndim:
         raise ValueError(f"{who}: axis {axis} is out of bounds for an input of rank {ndim}.")
     return axis % ndim
+
+
+def _sorted_axes(layer, ndim):
+    """`layer.axis` (an int or a list) as sorted non-negative axes of an input of rank `ndim`."""
+    who = f"Layer {layer.name!r} ({type(layer).__name__})"
+    axes = layer.axis if isinstance(layer.axis, list) else [layer.axis]
+    return sorted(_normalize_axis(a, ndim, who) for a in axes)
+
+
+def _prepare(layer, inputs):
+    """(upcast input, its normalized axes, the shape that broadcasts a per-axes weight against it)."""
+    x = _upcast(inputs)
+    axes = layer._axes(x.ndim)
+    bshape = [1] * x.ndim
+    for a in axes:
+        bshape[a] = x.shape[a]
+    return x, axes, bshape
 
 
 class BatchNormalization(Layer):
@@ -170,9 +188,7 @@ class LayerNormalization(Layer):
         self.beta = None
 
     def _axes(self, ndim):
-        who = f"Layer {self.name!r} (LayerNormalization)"
-        axes = self.axis if isinstance(self.axis, list) else [self.axis]
-        return sorted(_normalize_axis(a, ndim, who) for a in axes)
+        return _sorted_axes(self, ndim)
 
     def build(self, input_shape):
         axes = self._axes(len(input_shape))
@@ -188,11 +204,7 @@ class LayerNormalization(Layer):
                                         regularizer=self.beta_regularizer, constraint=self.beta_constraint)
 
     def call(self, inputs):
-        x = _upcast(inputs)
-        axes = self._axes(x.ndim)
-        bshape = [1] * x.ndim
-        for a in axes:
-            bshape[a] = x.shape[a]
+        x, axes, bshape = _prepare(self, inputs)
         gamma = None if self.gamma is None else self.gamma.value.astype(x.dtype).reshape(bshape)
         if self.rms_scaling:
             inv = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=tuple(axes), keepdims=True) + self.epsilon)
@@ -329,3 +341,41 @@ class UnitNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+class RMSNormalization(Layer):
+    """Root-mean-square normalization (Zhang & Sennrich 2019): `x / sqrt(mean(x**2, axis) + epsilon) * scale`,
+    computed in at least float32; one weight `scale` (ones) with the sizes of the normalized axes."""
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            axis = [int(a) for a in axis]
+        elif not isinstance(axis, int) or isinstance(axis, bool):
+            raise TypeError(f"RMSNormalization: `axis` must be an int or a list of ints; received axis={axis!r}.")
+        self.axis = axis
+        self.epsilon = float(epsilon)
+        self.supports_masking = True
+
+    def _axes(self, ndim):
+        return _sorted_axes(self, ndim)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape[a] for a in self._axes(len(input_shape)))
+        if any(d is None for d in shape):
+            raise ValueError(f"Layer {self.name!r} (RMSNormalization): the normalized axes {self.axis} must have "
+                             f"known sizes; received input shape {tuple(input_shape)}.")
+        self.scale = self.add_weight(shape=shape, name="scale", initializer="ones")
+
+    def call(self, inputs):
+        x, axes, bshape = _prepare(self, inputs)
+        inv = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=tuple(axes), keepdims=True) + self.epsilon)
+        out = x * inv * self.scale.value.astype(x.dtype).reshape(bshape)
+        return out.astype(self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        self._axes(len(input_shape))
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}

@@ -1,4 +1,5 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU, the generic RNN(cell), their cells, and Bidirectional.
+"""Recurrent layers: SimpleRNN, LSTM, GRU, the generic RNN(cell) (a list of cells runs as one StackedRNNCells,
+stacked_rnn.py), their cells, and Bidirectional.
 
 Weights follow Keras 3 exactly (the cell owns them, so `lstm.weights` is [kernel, recurrent_kernel, bias]
 with gates i, f, c, o for the LSTM and z, r, h for the GRU), so Keras-trained weights load with
@@ -375,9 +376,9 @@ class RNN(Layer):
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
-        if isinstance(cell, (list, tuple)):
-            raise ValueError("RNN: stacked cells (a list of cells) are not supported by fncompiler; stack RNN layers "
-                             "instead.")
+        if isinstance(cell, (list, tuple)):   # a stack of cells runs as one cell (as Keras)
+            from .stacked_rnn import StackedRNNCells
+            cell = StackedRNNCells(cell)
         if isinstance(cell, dict):
             cell = _deserialize_layer(cell, "RNN")
         if not hasattr(cell, "call") or not hasattr(cell, "state_size"):
@@ -415,6 +416,9 @@ class RNN(Layer):
             self.cell.built = True
             for w in self.cell.weights:
                 w.path = f"{self.name}/{self.cell.name}/{w.name}"
+            for sub in getattr(self.cell, "cells", ()):   # StackedRNNCells: one more level, per cell
+                for w in getattr(sub, "weights", ()):
+                    w.path = f"{self.name}/{self.cell.name}/{sub.name}/{w.name}"
         spec = self.input_spec
         if spec is not None:   # later calls must bring the same number of features
             self.input_spec = InputSpec(ndim=spec.ndim, min_ndim=spec.min_ndim, axes={-1: input_shape[-1]})
@@ -423,7 +427,23 @@ class RNN(Layer):
         batch, length = input_shape[0], input_shape[1]
         out = (batch, length, self._output_size) if self.return_sequences else (batch, self._output_size)
         if self.return_state:
-            return [out] + [(batch, s) for s in self.state_size]
+            return [out] + [(batch, s) if isinstance(s, int) else [(batch, d) for d in s] for s in self.state_size]
+        return out
+
+    def _flat_state_sizes(self):
+        """The state sizes, flattened (a stack of cells has one list per cell)."""
+        return [d for s in self.state_size for d in (s if isinstance(s, (list, tuple)) else [s])]
+
+    def _nest_states(self, flat):
+        """Flat states back into the structure of `state_size`."""
+        out, i = [], 0
+        for s in self.state_size:
+            if isinstance(s, (list, tuple)):
+                out.append(list(flat[i:i + len(s)]))
+                i += len(s)
+            else:
+                out.append(flat[i])
+                i += 1
         return out
 
     def compute_mask(self, inputs, previous_mask):
@@ -432,7 +452,7 @@ class RNN(Layer):
             mask = mask[0] if mask else None
         out_mask = mask if self.return_sequences else None
         if self.return_state:
-            return [out_mask] + [None] * len(self.state_size)
+            return [out_mask] + [None] * len(self._flat_state_sizes())
         return out_mask
 
     def get_initial_state(self, batch_size, dtype=None):
@@ -448,26 +468,30 @@ class RNN(Layer):
 
     # -- the loop ----------------------------------------------------------------------------------
     def _initial_states(self, initial_state, batch, dtype):
+        sizes = self._flat_state_sizes()
         if initial_state is None:
-            return [jnp.asarray(s, dtype) for s in self.get_initial_state(batch, dtype)]
-        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            states = jax.tree_util.tree_leaves(self.get_initial_state(batch, dtype))
+            return self._nest_states([jnp.asarray(s, dtype) for s in states])
+        states = jax.tree_util.tree_leaves(initial_state)
         who = f"Layer {self.name!r} ({type(self).__name__})"
-        if len(states) != len(self.state_size):
+        if len(states) != len(sizes):
             raise ValueError(f"{who}: an initial_state was passed that is not compatible with the cell's "
-                             f"state_size {self.state_size}: expected {len(self.state_size)} state tensor(s), "
+                             f"state_size {self.state_size}: expected {len(sizes)} state tensor(s), "
                              f"received {len(states)}.")
         out = []
-        for s, size in zip(states, self.state_size):
+        for s, size in zip(states, sizes):
             s = jnp.asarray(s).astype(dtype)
             if s.ndim != 2 or s.shape[-1] != size or s.shape[0] != batch:
                 raise ValueError(f"{who}: initial state of shape {tuple(s.shape)} does not match the expected "
                                  f"shape ({batch}, {size}).")
             out.append(s)
-        return out
+        return self._nest_states(out)
 
     def _step_fn(self, seq, training):
         """(inputs scanned over time (time-major), step(x_t, states) -> (output, new states))."""
         cell = self.cell
+        if hasattr(cell, "scan_step"):   # StackedRNNCells: its cells' dropout masks drawn once, outside the loop
+            return cell.scan_step(seq, training)
         if isinstance(cell, _DropoutCell):
             dp, rdp = cell._dropout_masks(seq.shape[0], seq.shape[-1], seq.dtype, training)
             if not _project_up_front(cell, seq, training):
@@ -516,10 +540,12 @@ class RNN(Layer):
                 x_t = inp
             out, new_states = step(x_t, states)
             out = out.astype(dtype)
-            new_states = [n.astype(dtype) for n in new_states]
+            new_states = jax.tree_util.tree_map(lambda n: n.astype(dtype), list(new_states))
             if mask is not None:
-                out = jnp.where(m_t, out, jnp.zeros_like(out) if zero_out else states[0])
-                new_states = [jnp.where(m_t, n, s) for n, s in zip(new_states, states)]
+                prev = states[-1] if hasattr(self.cell, "scan_step") else states   # stacked: the last cell's
+                prev = prev[0] if isinstance(prev, (list, tuple)) else prev
+                out = jnp.where(m_t, out, jnp.zeros_like(out) if zero_out else prev)
+                new_states = jax.tree_util.tree_map(lambda n, s: jnp.where(m_t, n, s), new_states, list(states))
             return (new_states, out), (out if keep_all else None)
 
         (final_states, last), outs = jax.lax.scan(body, (states0, last0), xs, reverse=self.go_backwards)
@@ -531,7 +557,7 @@ class RNN(Layer):
             output = last
         output = output.astype(self.compute_dtype)
         if self.return_state:
-            return [output] + [s.astype(self.compute_dtype) for s in final_states]
+            return [output] + jax.tree_util.tree_map(lambda s: s.astype(self.compute_dtype), list(final_states))
         return output
 
     # -- config ------------------------------------------------------------------------------------
