@@ -176,6 +176,16 @@ class Trainer:
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         self._ensure_resolved()
+        for cb in callbacks or []:          # BackupAndRestore: restore the backup, start where it left off
+            resume = getattr(cb, "resume_epoch", None)
+            epoch_found = resume(self.model) if callable(resume) else None
+            if epoch_found is not None:
+                initial_epoch = max(initial_epoch, epoch_found)
+                if self.model._trainer is not self:      # the restore changed layer seeds: a new trainer
+                    return self.model._get_trainer().fit(
+                        x, y, batch_size, epochs, verbose, callbacks,
+                        validation_split, validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                        steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
         if class_weight is not None:
             class_weight = data_sources.check_class_weight(class_weight)
         if not isinstance(validation_freq, (int, list)) or isinstance(validation_freq, bool):
@@ -229,6 +239,8 @@ class Trainer:
         cbs = callbacks_lib.CallbackList(list(callbacks or []) + [history], model=self.model, epochs=epochs,
                                          steps=steps, verbose=verbose)
         batch_hooks = cbs.batch_hooks_used
+        if any(isinstance(cb, callbacks_lib.ProgbarLogger) for cb in cbs.callbacks):
+            verbose = 0          # a ProgbarLogger passed to fit replaces fit's own bar, as in Keras
         self.model.stop_training = False
         state = self._start_state()
         spe = self.cfg.steps_per_execution
