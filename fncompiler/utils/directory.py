@@ -6,7 +6,8 @@ import numpy as np
 
 from .dataset import IndexedDataset
 
-__all__ = ["index_directory", "check_arguments", "split_samples", "encode_labels", "make_dataset"]
+__all__ = ["index_directory", "check_arguments", "split_samples", "encode_labels", "make_dataset",
+           "directory_datasets"]
 
 
 def _walk(root, formats, follow_links):
@@ -130,3 +131,18 @@ def make_dataset(paths, labels, label_mode, class_names, load, batch_size, shuff
     ds.class_names = None if class_names is None else list(class_names)
     ds.file_paths = paths
     return ds
+
+
+def directory_datasets(fn, directory, formats, what, load, labels, label_mode, class_names, batch_size, shuffle,
+                       seed, validation_split, subset, follow_links, verbose):
+    """Index `directory`, split it and return the Dataset (or [training, validation] for subset="both") reading
+    each file with `load`; `what` names the files in the error for an empty folder."""
+    paths, int_labels, names = index_directory(fn, directory, labels, formats, class_names, shuffle=shuffle,
+                                               seed=seed, follow_links=follow_links, verbose=verbose)
+    if label_mode == "binary" and len(names) != 2:
+        raise ValueError(f'{fn}: label_mode="binary" needs exactly 2 classes; found {len(names)}: {names}.')
+    if not paths:
+        raise ValueError(f"{fn}: no {what} found in {os.fspath(directory)!r}; allowed formats: {formats}.")
+    parts = split_samples(paths, int_labels, validation_split, subset, verbose)
+    out = [make_dataset(p, l, label_mode, names, load, batch_size, shuffle, seed) for p, l in parts]
+    return out if subset == "both" else out[0]

@@ -93,18 +93,11 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f'{fn}: data_format must be "channels_last" or "channels_first"; received '
                          f"{data_format!r}.")
-    paths, int_labels, names = dir_lib.index_directory(fn, directory, labels, ALLOWED_FORMATS, class_names,
-                                                       shuffle=shuffle, seed=seed, follow_links=follow_links,
-                                                       verbose=verbose)
-    if label_mode == "binary" and len(names) != 2:
-        raise ValueError(f'{fn}: label_mode="binary" needs exactly 2 classes; found {len(names)}: {names}.')
-    if not paths:
-        raise ValueError(f"{fn}: no images found in {directory!r}; allowed formats: {ALLOWED_FORMATS}.")
 
     def load(path):
         return load_image(path, tuple(image_size), color_mode, interpolation, crop_to_aspect_ratio,
                           pad_to_aspect_ratio, data_format)
 
-    parts = dir_lib.split_samples(paths, int_labels, validation_split, subset, verbose)
-    out = [dir_lib.make_dataset(p, l, label_mode, names, load, batch_size, shuffle, seed) for p, l in parts]
-    return out if subset == "both" else out[0]
+    return dir_lib.directory_datasets(fn, directory, ALLOWED_FORMATS, "images", load, labels, label_mode,
+                                      class_names, batch_size, shuffle, seed, validation_split, subset, follow_links,
+                                      verbose)

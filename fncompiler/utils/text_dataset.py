@@ -23,19 +23,11 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int", 
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
                                    or max_length < 1):
         raise ValueError(f"{fn}: max_length must be a positive int or None; received {max_length!r}.")
-    paths, int_labels, names = dir_lib.index_directory(fn, directory, labels, (".txt",), class_names,
-                                                       shuffle=shuffle, seed=seed, follow_links=follow_links,
-                                                       verbose=verbose)
-    if label_mode == "binary" and len(names) != 2:
-        raise ValueError(f'{fn}: label_mode="binary" needs exactly 2 classes; found {len(names)}: {names}.')
-    if not paths:
-        raise ValueError(f"{fn}: no text files (.txt) found in {directory!r}.")
-
     def load(path):
         with open(path, "rb") as f:
             text = f.read().decode("utf-8", errors="replace")
         return np.asarray(text if max_length is None else text[:max_length], dtype=object)
 
-    parts = dir_lib.split_samples(paths, int_labels, validation_split, subset, verbose)
-    out = [dir_lib.make_dataset(p, l, label_mode, names, load, batch_size, shuffle, seed) for p, l in parts]
-    return out if subset == "both" else out[0]
+    return dir_lib.directory_datasets(fn, directory, (".txt",), "text files", load, labels, label_mode,
+                                      class_names, batch_size, shuffle, seed, validation_split, subset, follow_links,
+                                      verbose)
