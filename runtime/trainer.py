@@ -16,6 +16,7 @@ from fncompiler.utils import random as random_utils
 from . import buckets
 from . import host_eval
 from . import data as data_lib
+from . import data_sources
 from . import placement
 from . import inference_tuner
 from . import steps as steps_lib
@@ -175,12 +176,25 @@ class Trainer:
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         self._ensure_resolved()
+        for cb in callbacks or []:          # BackupAndRestore: restore the backup, start where it left off
+            resume = getattr(cb, "resume_epoch", None)
+            epoch_found = resume(self.model) if callable(resume) else None
+            if epoch_found is not None:
+                initial_epoch = max(initial_epoch, epoch_found)
+                if self.model._trainer is not self:      # the restore changed layer seeds: a new trainer
+                    return self.model._get_trainer().fit(
+                        x, y, batch_size, epochs, verbose, callbacks,
+                        validation_split, validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                        steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
         if class_weight is not None:
-            raise NotImplementedError("fit(class_weight=...) is not supported yet; pass per-sample weights with "
-                                      "sample_weight=... instead.")
+            class_weight = data_sources.check_class_weight(class_weight)
+        if not isinstance(validation_freq, (int, list)) or isinstance(validation_freq, bool):
+            raise ValueError(f"fit: validation_freq must be an int or a list of (1-based) epochs; received "
+                             f"{validation_freq!r}.")
         verbose = _resolve_verbose(verbose)
-        generator = data_lib.is_generator_like(x)
+        generator = data_sources.is_batched_source(x)
         if generator:
+            data_sources.check_no_arrays_with_source(x, y, sample_weight, "fit")
             if validation_split:
                 raise ValueError("validation_split is only supported for array inputs, not generators; pass "
                                  "validation_data=... instead.")
@@ -189,6 +203,8 @@ class Trainer:
             validation = None
         else:
             xs, ys, sw, n = self._prepare(x, y, sample_weight)
+            if class_weight is not None:
+                sw = data_sources.apply_class_weight(ys, sw, class_weight, self.cfg.output_names)
             if not 0.0 <= validation_split < 1.0:
                 raise ValueError(f"validation_split must be in [0, 1); received {validation_split}.")
             if validation_split and validation_data is None:
@@ -205,20 +221,26 @@ class Trainer:
                 n = at
             else:
                 validation = None
-        if validation_data is not None:
-            vx, vy, vsw = data_lib.unpack_batch(tuple(validation_data)) if isinstance(validation_data, tuple) \
-                else (validation_data, None, None)
+        if validation_data is not None and data_sources.is_batched_source(validation_data):
+            validation = validation_data
+        elif validation_data is not None:
+            if isinstance(validation_data, (tuple, list)):
+                vx, vy, vsw = data_lib.unpack_batch(tuple(validation_data))
+            else:
+                vx, vy, vsw = validation_data, None, None
             vxs, vys, vsw_arr, _ = self._prepare(vx, vy, vsw)
             validation = (vxs, vys, vsw_arr)
         batch_size = batch_size or 32
         if n is not None:
             steps = math.ceil(n / batch_size) if steps_per_epoch is None else int(steps_per_epoch)
         else:
-            steps = steps_per_epoch
+            steps = data_sources.num_batches(source) if steps_per_epoch is None else int(steps_per_epoch)
         history = callbacks_lib.History()
         cbs = callbacks_lib.CallbackList(list(callbacks or []) + [history], model=self.model, epochs=epochs,
                                          steps=steps, verbose=verbose)
         batch_hooks = cbs.batch_hooks_used
+        if any(isinstance(cb, callbacks_lib.ProgbarLogger) for cb in cbs.callbacks):
+            verbose = 0          # a ProgbarLogger passed to fit replaces fit's own bar, as in Keras
         self.model.stop_training = False
         state = self._start_state()
         spe = self.cfg.steps_per_execution
@@ -243,7 +265,9 @@ class Trainer:
             bar = Progbar(steps, verbose=verbose)
             done = 0
             if generator:
-                batches = self._generator_batches(source, steps)
+                if isinstance(source, data_sources.PyDataset):
+                    source.on_epoch_begin()
+                batches = self._generator_batches(source, steps, shuffle=shuffle, class_weight=class_weight)
             else:
                 order = np.random.permutation(n) if shuffle else None
                 batches = ((i, data_lib.take(xs, idx), data_lib.take(ys, idx), None if sw is None else sw[idx])
@@ -267,10 +291,18 @@ class Trainer:
                     break
             if tuner is not None:
                 tuner.epoch_end(state)
+            if generator and isinstance(source, data_sources.PyDataset):
+                source.on_epoch_end()
             epoch_logs = self._logs(state[3])
-            if validation is not None and (epoch + 1) % validation_freq == 0:
+            due = (epoch + 1) in validation_freq if isinstance(validation_freq, list) \
+                else (epoch + 1) % validation_freq == 0
+            if validation is not None and due and not isinstance(validation, tuple):
+                val_logs = self._evaluate_source(state[0], state[1], validation, validation_steps, tuned=False)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            elif validation is not None and due:
                 val_logs = self._evaluate_arrays(state[0], state[1], *validation,
-                                                 validation_batch_size or batch_size, verbose=0)
+                                                 validation_batch_size or batch_size, verbose=0,
+                                                 steps=validation_steps)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             self._write_back(state)
             bar.update(done, _ordered(epoch_logs), finalize=True)
@@ -338,13 +370,26 @@ class Trainer:
             batches = ((i, data_lib.take(xs, idx), data_lib.take(ys, idx), None if sw is None else sw[idx])
                        for i, idx in self._batches(n, batch_size, order))
 
-    def _generator_batches(self, source, steps):
-        for i, item in enumerate(source):
-            if steps is not None and i >= steps:
-                return
-            bx, by, bsw = data_lib.unpack_batch(item)
+    def _generator_batches(self, source, steps, shuffle=False, class_weight=None):
+        for i, item in enumerate(data_sources.epoch_items(source, steps, shuffle)):
+            bx, by, bsw = data_lib.unpack_batch(tuple(item) if isinstance(item, list) else item)
             xs, ys, sw, _ = self._prepare(bx, by, bsw)
+            if class_weight is not None:
+                sw = data_sources.apply_class_weight(ys, sw, class_weight, self.cfg.output_names)
             yield i, xs, ys, sw
+
+    def _evaluate_source(self, tv, ntv, source, steps, tuned):
+        """Metric logs of one pass over a batch source (a PyDataset gets its epoch hooks)."""
+        eval_step = self._eval_step(tuned)
+        states = self._fresh_metric_states()
+        if isinstance(source, data_sources.PyDataset):
+            source.on_epoch_begin()
+        for i, bx, by, bsw in self._generator_batches(source, steps):
+            states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
+                               None if bsw is None else placement.place_batch([bsw])[0])
+        if isinstance(source, data_sources.PyDataset):
+            source.on_epoch_end()
+        return self._logs(states)
 
     # -- evaluate ----------------------------------------------------------------------------------
     def _eval_step(self, tuned):
@@ -354,10 +399,14 @@ class Trainer:
         return tuner if tuner is not None else self.compiled.step("eval")
 
     def _evaluate_arrays(self, trainable, non_trainable, xs, ys, sw, batch_size, verbose=0, callbacks=None,
-                         tuned=False):
+                         tuned=False, steps=None):
         eval_step = self._eval_step(tuned)
         states = self._fresh_metric_states()
         n = data_lib.num_samples(xs)
+        if steps is not None:      # Keras's validation_steps / evaluate(steps=): the first `steps` batches
+            n = min(n, int(steps) * batch_size)
+            xs, ys = data_lib.take(xs, slice(0, n)), data_lib.take(ys, slice(0, n))
+            sw = None if sw is None else sw[:n]
         steps = math.ceil(n / batch_size)
         bar = Progbar(steps, verbose=verbose)
         done = 0
@@ -384,17 +433,13 @@ class Trainer:
         tvars, ntvars = self._variables()
         tv = placement.place_weights([v.value for v in tvars], tvars)
         ntv = placement.place_weights([v.value for v in ntvars], ntvars)
-        if data_lib.is_generator_like(x):
-            eval_step = self._eval_step(tuned=True)
-            states = self._fresh_metric_states()
-            for i, bx, by, bsw in self._generator_batches(x, steps):
-                states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
-                                   None if bsw is None else placement.place_batch([bsw])[0])
-            logs = self._logs(states)
+        if data_sources.is_batched_source(x):
+            data_sources.check_no_arrays_with_source(x, y, sample_weight, "evaluate")
+            logs = self._evaluate_source(tv, ntv, x, steps, tuned=True)
         else:
             xs, ys, sw, n = self._prepare(x, y, sample_weight)
             logs = self._evaluate_arrays(tv, ntv, xs, ys, sw, batch_size or 32, verbose=verbose, callbacks=cbs,
-                                         tuned=True)
+                                         tuned=True, steps=steps)
         cbs.on_test_end(logs)
         if return_dict:
             return logs
@@ -420,18 +465,26 @@ class Trainer:
             out = step(tv, ntv, self._device(buckets.pad_rows(arrays, size) if size != n else arrays))
             return out if size == n else (out, n)
 
-        xs = None if data_lib.is_generator_like(x) else data_lib.flatten_x(self.model, x)
+        xs = None if data_sources.is_batched_source(x) else data_lib.flatten_x(self.model, x)
         if xs is not None and not callbacks and 0 < data_lib.num_samples(xs) <= cap:
             return low.pack_outputs(self._to_host([run(xs)])[0])      # one batch: no loop, no progress bar
         cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model)
         cbs.on_predict_begin()
         outs = []
         if xs is None:
-            for i, item in enumerate(x):
-                if steps is not None and i >= steps:
-                    break
-                bx, _, _ = data_lib.unpack_batch(item)
+            if isinstance(x, data_sources.PyDataset):
+                x.on_epoch_begin()
+            for i, item in enumerate(data_sources.epoch_items(x, steps)):
+                bx, _, _ = data_lib.unpack_batch(tuple(item) if isinstance(item, list) else item)
                 outs.append(run(data_lib.flatten_x(self.model, bx)))
+                cbs.on_predict_batch_end(i, {})
+            if isinstance(x, data_sources.PyDataset):
+                x.on_epoch_end()
+        elif steps is not None:
+            n = min(data_lib.num_samples(xs), int(steps) * cap)
+            for i, idx in self._batches(n, cap, None):
+                outs.append(run(data_lib.take(xs, idx)))
+                cbs.on_predict_batch_end(i, {})
         else:
             n = data_lib.num_samples(xs)
             nsteps = math.ceil(n / cap)
@@ -486,9 +539,12 @@ class Trainer:
         values = [logs[name] for name in self.cfg.metrics_names]
         return values[0] if len(values) == 1 else values
 
-    def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False, class_weight=None):
         self._ensure_resolved()
         xs, ys, sw, _ = self._prepare(x, y, sample_weight)
+        if class_weight is not None:
+            sw = data_sources.apply_class_weight(ys, sw, data_sources.check_class_weight(class_weight),
+                                                 self.cfg.output_names)
         state = self._sync_lr(self._start_state())
         state = run_execution(self._train_cm(), state, xs, ys, sw)
         logs = self._logs(state[3])

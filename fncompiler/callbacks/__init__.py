@@ -4,9 +4,12 @@ from .history import History
 from .checkpoint import ModelCheckpoint
 from .monitors import EarlyStopping, ReduceLROnPlateau, TerminateOnNaN
 from .schedulers import CSVLogger, LearningRateScheduler
+from .backup import BackupAndRestore
+from .logging import LambdaCallback, ProgbarLogger, TensorBoard
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN",
-           "CSVLogger", "LearningRateScheduler", "ModelCheckpoint"]
+           "CSVLogger", "LearningRateScheduler", "ModelCheckpoint",
+           "BackupAndRestore", "LambdaCallback", "ProgbarLogger", "TensorBoard"]
 
 
 # --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---

@@ -51,6 +51,9 @@ class Model(Layer):
             return
         import jax
         import numpy as np
+        from ..runtime import data_sources
+        if data_sources.is_batched_source(x):
+            x = data_sources.first_x(x)
         sample = jax.tree_util.tree_map(lambda a: np.asarray(a)[:1], x)
         self(sample)
 
@@ -177,7 +180,8 @@ class Model(Layer):
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
-        return self._get_trainer().train_on_batch(x, y, sample_weight=sample_weight, return_dict=return_dict)
+        return self._get_trainer().train_on_batch(x, y, sample_weight=sample_weight, return_dict=return_dict,
+                                                  class_weight=class_weight)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")

@@ -1,6 +1,14 @@
-"""Utilities: one-hot encoding, seeding, model plotting and summaries."""
+"""Utilities: one-hot encoding, seeding, sequence padding, data sets and PyDataset, get_file, model plotting."""
 from .numerical import normalize, to_categorical
 from .random import set_random_seed
+# data helpers (keras.utils)
+from .sequence import pad_sequences
+from .py_dataset import PyDataset
+from .dataset import Dataset, split_dataset
+from .timeseries import timeseries_dataset_from_array
+from .image_dataset import image_dataset_from_directory
+from .text_dataset import text_dataset_from_directory
+from .file_utils import get_file
 
 
 def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, show_layer_names=True,
@@ -19,7 +27,9 @@ def model_to_dot(model, **kwargs):
     return _to_dot(model, **kwargs)
 
 
-__all__ = ["normalize", "to_categorical", "set_random_seed", "plot_model", "model_to_dot"]
+__all__ = ["normalize", "to_categorical", "set_random_seed", "plot_model", "model_to_dot",
+           "pad_sequences", "PyDataset", "Dataset", "split_dataset", "timeseries_dataset_from_array",
+           "image_dataset_from_directory", "text_dataset_from_directory", "get_file"]
 
 
 # --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
