@@ -31,6 +31,8 @@ def _to_config_value(v):
 
 class Rescaling(Layer):
     """`inputs * scale + offset`, computed in the layer's compute dtype (integer images become floats)."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -53,6 +55,10 @@ class Rescaling(Layer):
 
 
 class _RandomLayer(Layer):
+    batch_independent = True
+    random_in_training = True
+    identity_in = ("eval", "predict", "export")
+
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed if seed is not None else random_utils.next_seed()
@@ -161,6 +167,9 @@ class SpatialDropout2D(_SpatialDropout):
 
 class ActivityRegularization(Layer):
     """Identity that adds `l1 * sum(|x|) + l2 * sum(x**2)` of its output to the training loss."""
+    batch_independent = True
+    random_in_training = False
+    identity_in = ("predict", "export")
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         kwargs.pop("activity_regularizer", None)

@@ -35,6 +35,13 @@ def _normalize_axis(axis, ndim, who):
 class BatchNormalization(Layer):
     """Normalizes with batch statistics in training (updating the moving statistics with
     `moving = moving * momentum + batch * (1 - momentum)`), with the moving statistics in inference."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
+
+    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
+        # batch statistics (training, or training=True in the call) mix the samples; moving ones do not
+        return not (training or arguments[1].get("training"))
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
@@ -144,6 +151,9 @@ class BatchNormalization(Layer):
 class LayerNormalization(Layer):
     """Normalizes each sample over `axis` (an int or a list): `(x - mean) / sqrt(var + eps) * gamma + beta`.
     With `rms_scaling=True`: `x / sqrt(mean(x**2) + eps) * gamma` and no beta."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
@@ -227,6 +237,9 @@ class LayerNormalization(Layer):
 class GroupNormalization(Layer):
     """Splits the channels (`axis`) into `groups` and normalizes each group of each sample over the group's
     channels and all other non-batch axes; per-channel gamma and beta. `groups=-1` means one per channel."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
@@ -306,6 +319,9 @@ class GroupNormalization(Layer):
 
 class UnitNormalization(Layer):
     """Scales each sample to unit L2 norm along `axis`: `x * min(1/||x||, 1e12)`."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
