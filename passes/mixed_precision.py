@@ -65,4 +65,5 @@ def run(graph, ctx):
                                            f"{len(outputs)} output layers and normalizations stay float32")
 
 
-mixed_precision = register(Pass("mixed_precision", run, description=__doc__.splitlines()[0]))
+mixed_precision = register(Pass("mixed_precision", run, description=__doc__.splitlines()[0],
+                                options=("dtype_policy",)))

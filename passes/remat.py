@@ -49,5 +49,5 @@ def run(graph, ctx):
     return PassResult(graph, bool(wrapped), f"{len(wrapped)} layers rematerialized ({policy_name})")
 
 
-remat = register(Pass("remat", run, modes=("train",), description=__doc__.splitlines()[0],
+remat = register(Pass("remat", run, modes=("train",), description=__doc__.splitlines()[0], options=("remat_policy",),
                       preserves=("shape_inference", "dtype_check")))

@@ -284,5 +284,6 @@ def ir_slot():
 
 
 scan_repeated_blocks = register(Pass("scan_repeated_blocks", run, requires=("shape_inference",),
+                                     options=("scan_blocks", "scan_min_repeats"),
                                      description=__doc__.splitlines()[0],
                                      preserves=("shape_inference", "dtype_check")))
