@@ -6,7 +6,7 @@ from .. import activations, constraints, initializers, regularizers
 from .. import scope as scope_lib
 from ..utils import random as random_utils
 from .input_spec import InputSpec
-from .layer import Layer
+from .layer import Layer, batch_independent_unless_training
 
 
 def _ser(module, obj):
@@ -115,6 +115,7 @@ class Dropout(Layer):
     batch_independent = True
     random_in_training = True
     identity_in = ("eval", "predict", "export")
+    is_batch_independent = batch_independent_unless_training     # its mask is drawn for the batch's shape
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -126,6 +126,12 @@ _UNTRACKED = {"_layers", "_functional", "_stack", "_trainer", "_predict_trainer"
               "_after", "_template", "_vars", "_layer_ref"}
 
 
+def batch_independent_unless_training(layer, arguments=((), {}), input_ranks=(), training=False):
+    """`is_batch_independent` for a layer that mixes the batch (batch statistics) or draws from the batch's
+    shape (random masks) only in training: independent unless training, or training=True in the call."""
+    return not (training or arguments[1].get("training"))
+
+
 class Layer:
     """Base class of layers: weights, config, symbolic and concrete calls."""
 

@@ -9,7 +9,7 @@ from .. import regularizers
 from .. import scope as scope_lib
 from ..utils import random as random_utils
 from .input_spec import InputSpec
-from .layer import Layer
+from .layer import Layer, batch_independent_unless_training
 
 
 def _rng(seed):
@@ -58,6 +58,7 @@ class _RandomLayer(Layer):
     batch_independent = True
     random_in_training = True
     identity_in = ("eval", "predict", "export")
+    is_batch_independent = batch_independent_unless_training     # its noise is drawn for the batch's shape
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)

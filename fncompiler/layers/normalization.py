@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .. import constraints, initializers, regularizers
 from .input_spec import InputSpec
-from .layer import Layer
+from .layer import Layer, batch_independent_unless_training
 
 _KERAS_EPSILON = 1e-7  # keras.config.epsilon(), used by the masked moments
 
@@ -39,9 +39,7 @@ class BatchNormalization(Layer):
     random_in_training = False
     keep_float32 = True
 
-    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
-        # batch statistics (training, or training=True in the call) mix the samples; moving ones do not
-        return not (training or arguments[1].get("training"))
+    is_batch_independent = batch_independent_unless_training     # batch statistics mix the samples
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
