@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,8 @@ def _build(choices):
             y = layers.BatchNormalization()(layers.Dense(WIDTH)(t), training=True)
         elif kind == "batch_mean":          # an op that mixes the batch
             y = t - ops.mean(t, axis=0, keepdims=True)
+        elif kind == "dropout_training":    # inference_specialization keeps a Dropout called with training=True
+            y = layers.Dropout(0.5, seed=4)(t, training=True)
         elif kind == "noise":               # two independent draws on one input (CSE must keep both)
             y = layers.subtract([Noise()(t), Noise()(t)])
         else:
@@ -71,7 +74,7 @@ def _build(choices):
 
 OPS = st.lists(st.tuples(st.sampled_from(["dense", "relu", "tanh", "add", "concat", "dropout", "bn", "nested",
                                           "reshape", "nested_training", "bn_axis", "bn_training", "batch_mean",
-                                          "noise"]),
+                                          "noise", "dropout_training"]),
                          st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=10)
 
 
@@ -86,6 +89,18 @@ def _outputs(model, graph, x):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(OPS, st.sampled_from(["predict", "eval", "train"]))
 def test_every_pass_preserves_outputs(choices, mode):
+    _check(choices, mode)
+
+
+# each guarded case once in every mode, whatever the random draws above hit
+@pytest.mark.parametrize("kind", ["nested_training", "bn_axis", "bn_training", "batch_mean", "noise",
+                                  "dropout_training"])
+@pytest.mark.parametrize("mode", ["predict", "eval", "train"])
+def test_each_guarded_case(kind, mode):
+    _check([(kind, 0, 0), ("relu", 1, 1)], mode)
+
+
+def _check(choices, mode):
     model = _build(choices)
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
