@@ -84,7 +84,10 @@ def execute(g, inputs, training=None, order=None, residuals=None):
             try:
                 leaves, out_masks = _call_node(g, nid, data, values, masks, training, residuals)
             except Exception as error:
-                raise _naming_the_node(error, nid, data, layer_name) from error
+                named = _naming_the_node(error, nid, data, layer_name)
+                if named is error:
+                    raise
+                raise named from error
         for i, (v, m) in enumerate(zip(leaves, out_masks)):
             values[(nid, i)] = v
             if m is not None:
@@ -108,8 +111,10 @@ def _naming_the_node(error, nid, data, layer_name):
         new = type(error)(message)
         if str(new) != message:
             raise TypeError
-    except Exception:
-        new = LayerCallError(message)
+    except Exception:      # a type that cannot be rebuilt (callers may catch it by type): keep it, add a note
+        error.add_note(message)
+        error.fncompiler_node, error.fncompiler_layer = nid, layer_name
+        return error
     new.fncompiler_node, new.fncompiler_layer = nid, layer_name
     return new
 

@@ -40,7 +40,7 @@ MUTATIONS = [
      ["tests/test_compile_arguments.py"]),
     ("runtime/compile_config.py", "        if jit_compile is False:\n            self.run_eagerly = True", "",
      ["tests/test_compile_arguments.py"]),
-    ("runtime/interpreter.py", "raise _naming_the_node(error, nid, data, layer_name) from error", "raise",
+    ("runtime/interpreter.py", "raise named from error", "raise",
      ["tests/test_step_errors.py"]),
 ]
 
