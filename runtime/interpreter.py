@@ -95,10 +95,6 @@ def execute(g, inputs, training=None, order=None, residuals=None):
     return [values[k] for k in g.graph["outputs"]]
 
 
-class LayerCallError(RuntimeError):
-    """A layer's call failed inside a step, and its exception type could not carry the node's name."""
-
-
 def _naming_the_node(error, nid, data, layer_name):
     """The error re-raised with the IR node and the layer named (same type where it can be built from a
     message; the original stays as __cause__). An error already naming a node (a nested graph) passes as is."""
