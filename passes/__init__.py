@@ -1,5 +1,6 @@
 """fncompiler.passes: the pass manager and one module per pass over the IR."""
-from .manager import Pass, PassContext, PassError, PassManager, PassRecord, PassResult, get, order_passes, register
+from .manager import (Pass, PassContext, PassError, PassManager, PassRecord, PassResult, check_options, get,
+                      order_passes, register)
 from .shape_inference import ShapeMismatchError, shape_inference
 from .dtype_check import DtypeError, dtype_check
 from .fusion import fusion

@@ -8,6 +8,11 @@ from fncompiler.layers.layer import Layer
 
 class Chain(Layer):
     """Calls layers[0] on the input, then each following layer on the previous output."""
+    # what the chain declares is what all its layers declare
+    random_in_training = property(lambda self: any(layer.random_in_training for layer in self._chain))
+
+    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
+        return all(layer.is_batch_independent(training=training) for layer in self._chain)
 
     def __init__(self, layers, name):
         super().__init__(name=name)
@@ -26,6 +31,10 @@ class Chain(Layer):
 
 class AddThen(Layer):
     """Sums its inputs, then applies `after` (e.g. a residual add followed by ReLU)."""
+    random_in_training = property(lambda self: self._after.random_in_training)
+
+    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
+        return self._after.is_batch_independent(training=training)
 
     def __init__(self, after, name):
         super().__init__(name=name)
@@ -45,6 +54,8 @@ class AddThen(Layer):
 class FoldedBatchNorm(Layer):
     """`bn(linear(x))` in inference, computed as one linear layer with kernel and bias rescaled by BN's
     moving statistics: kernel * gamma / sqrt(var + eps), (bias - mean) * gamma / sqrt(var + eps) + beta."""
+    batch_independent = True     # moving statistics only
+    random_in_training = False
 
     def __init__(self, linear, bn, name):
         super().__init__(name=name)
@@ -78,6 +89,8 @@ class FoldedBatchNorm(Layer):
 
 class Constant(Layer):
     """The outputs of a node that constant folding evaluated at compile time (one array, or a list)."""
+    batch_independent = True     # no input at all
+    random_in_training = False
 
     def __init__(self, values, name, folded_from=None):
         super().__init__(name=name, autocast=False)

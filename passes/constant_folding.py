@@ -148,4 +148,5 @@ def run(graph, ctx):
 
 
 constant_folding = register(Pass("constant_folding", run, requires=("shape_inference",),
+                                 options=("fold_weight_expressions",),
                                  description=__doc__.splitlines()[0], preserves=("shape_inference", "dtype_check")))

@@ -2,7 +2,8 @@
 
 Two nodes are identical when they call the same layer object (so the same weights), or weight-free layers
 of the same class and config, with the same inputs (source node, output index, position) and the same
-non-tensor arguments. Layers that draw random numbers are never merged in train mode.
+non-tensor arguments. Layers that may draw random numbers (`Layer.random_in_training`, True unless a layer
+declares otherwise) are never merged in train mode.
 """
 import json
 
@@ -13,11 +14,9 @@ from fncompiler.symbolic import Slot
 from .manager import Pass, PassResult, register
 from .rewrite import redirect
 
-RANDOM_LAYERS = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-                 "GaussianDropout", "AlphaDropout",
-                 # augmentation (issue 16, i16a)
-                 "RandomCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-                 "RandomBrightness"}
+
+def _random(layer):
+    return isinstance(layer, type) or getattr(layer, "random_in_training", True)
 
 
 def _arguments_key(arguments):
@@ -50,7 +49,7 @@ def run(graph, ctx):
         if nid not in graph:
             continue
         data = graph.nodes[nid]
-        if data["kind"] != "layer" or (ctx.mode == "train" and data["op"] in RANDOM_LAYERS):
+        if data["kind"] != "layer" or (ctx.mode == "train" and _random(data["layer"])):
             continue
         key = (_layer_key(data), tuple(ir.input_edges(graph, nid)), _arguments_key(data["arguments"]))
         first = seen.get(key)

@@ -1,13 +1,11 @@
 """Dtype checks: every node's inputs have dtypes its layer accepts, and promotions are reported.
 
 Rules: float layers receive floats (an integer input to a float layer is promoted, and reported);
-layers that index (Embedding) receive integers or integral floats; float64 never appears (JAX runs with
+layers that index (`Layer.index_input`: Embedding) receive integers or integral floats; float64 never appears (JAX runs with
 x64 off, so it would be silently demoted); all float inputs of a merge share one dtype or are reported.
 """
 from fncompiler import ir
 from .manager import Pass, PassResult, register
-
-_INDEX_LAYERS = {"Embedding"}
 
 
 class DtypeError(TypeError):
@@ -29,7 +27,7 @@ def run(graph, ctx):
         floats = {s.dtype for s in ins if s.dtype in ("float16", "bfloat16", "float32", "float64")}
         if len(floats) > 1:
             findings.append(f"{nid}: mixed float inputs {sorted(floats)} promoted")
-        if data["op"] in _INDEX_LAYERS:
+        if getattr(data["layer"], "index_input", False):
             continue
         if ins and all(s.dtype not in ("float16", "bfloat16", "float32", "float64") for s in ins) \
                 and any(s.dtype.startswith("float") for s in specs):

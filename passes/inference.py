@@ -1,28 +1,21 @@
 """Inference specialization: layers that only act in training become identities in eval/predict/export.
 
-Dropout and its variants and noise layers return their input when not training, so in these modes their
-nodes are removed and their readers read the input directly; ActivityRegularization (identity plus a loss)
-is removed in predict/export only, since evaluate() reports its loss.
+A layer declares the modes in which it returns its input (`Layer.identity_in`): Dropout and its variants and
+noise layers in eval/predict/export, so there their nodes are removed and their readers read the input
+directly; ActivityRegularization (identity plus a loss) in predict/export only, since evaluate() reports its loss.
 BatchNormalization already uses its moving statistics there (training=False); see fold_batchnorm.
 """
 from fncompiler import ir
 from .manager import Pass, PassResult, register
 from .rewrite import bypass
 
-TRAINING_ONLY = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-                 "GaussianDropout", "AlphaDropout", "Identity",
-                 # augmentation layers: the identity (a cast to their compute dtype) at inference (issue 16, i16a)
-                 "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-                 "RandomBrightness"}
-LOSS_ONLY = {"ActivityRegularization"}   # adds a loss: evaluate() reports it, predict/export do not need it
 
 
 def run(graph, ctx):
     removed = []
     for nid in list(graph.graph["order"]):
         data = graph.nodes[nid]
-        removable = TRAINING_ONLY | (LOSS_ONLY if ctx.mode in ("predict", "export") else set())
-        if data["kind"] != "layer" or data["op"] not in removable:
+        if data["kind"] != "layer" or ctx.mode not in getattr(data["layer"], "identity_in", ()):
             continue
         if graph.in_degree(nid) != 1 or len(data["output_specs"]) != 1:
             continue

@@ -35,6 +35,7 @@ class Pass:
     description: str = ""
     preserves: tuple = ()            # analyses still valid after this pass changes the IR
     analysis: bool = False           # an analysis: re-run when a later pass needs it after invalidating it
+    options: tuple = ()              # the ctx.options (compile_model's pass_options) keys this pass reads
 
     def __call__(self, graph, ctx):
         return self.fn(graph, ctx)
@@ -63,6 +64,17 @@ def register(pass_):
         raise TypeError(f"register() expects a Pass; received {type(pass_).__name__}.")
     _REGISTRY[pass_.name] = pass_
     return pass_
+
+
+def check_options(options, passes=None):
+    """ValueError naming each pass_options key that no registered pass (nor a Pass object in `passes`) reads,
+    with the keys that some do. A pass declares the keys it reads in `Pass(options=...)`."""
+    own = [p for p in (passes or []) if isinstance(p, Pass)]
+    known = sorted({key for p in list(_REGISTRY.values()) + own for key in p.options})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"pass_options: unknown key(s) {unknown}; the passes read only {known}.")
+    return dict(options)
 
 
 def get(name):

@@ -3,7 +3,8 @@
 The policy comes from ctx.options["dtype_policy"] ("mixed_float16" / "mixed_bfloat16"; "float32" or absent
 leaves the graph alone). Each layer node is wrapped so that its float inputs are cast to the compute dtype
 at the layer boundary and its weights are read in that dtype; numerically sensitive layers (normalizations,
-softmax) and the layers producing model outputs keep computing in float32, so losses see float32.
+softmax: `Layer.keep_float32`) and the layers producing model outputs keep computing in float32, so losses
+see float32.
 """
 import jax.numpy as jnp
 
@@ -12,12 +13,15 @@ from fncompiler.layers.layer import Layer
 from .manager import Pass, PassResult, register
 
 POLICIES = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
-KEEP_FLOAT32 = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization", "Softmax",
-                "InputLayer"}
 
 
 class Autocast(Layer):
     """Runs `layer` under a mixed dtype policy: float inputs cast to the compute dtype, variables float32."""
+    # a wrapper declares what the layer it wraps declares
+    random_in_training = property(lambda self: self._layer_ref[0].random_in_training)
+
+    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
+        return self._layer_ref[0].is_batch_independent(arguments, input_ranks, training)
 
     def __init__(self, layer, policy, name):
         super().__init__(name=name)
@@ -49,7 +53,7 @@ def run(graph, ctx):
     wrapped = []
     for nid in list(graph.graph["order"]):
         data = graph.nodes[nid]
-        if data["kind"] != "layer" or data["op"] in KEEP_FLOAT32 or nid in outputs:
+        if data["kind"] != "layer" or getattr(data["layer"], "keep_float32", False) or nid in outputs:
             continue
         if not all(s.dtype in ("float32", "float16", "bfloat16") for s in data["output_specs"]):
             continue
@@ -61,4 +65,5 @@ def run(graph, ctx):
                                            f"{len(outputs)} output layers and normalizations stay float32")
 
 
-mixed_precision = register(Pass("mixed_precision", run, description=__doc__.splitlines()[0]))
+mixed_precision = register(Pass("mixed_precision", run, description=__doc__.splitlines()[0],
+                                options=("dtype_policy",)))

@@ -363,6 +363,8 @@ class WeightFold:
         needed_ops = [pa.ops[i] for i in sorted(needed)]
         expressions = sum(1 for op in needed_ops if not _free(op, pa))
         residual.sort()
+        if any(jax.dtypes.issubdtype(pa.avals[r].dtype, jax.dtypes.extended) for r in residual):
+            return None    # a PRNG key (a seeded Dropout called with training=True): not an array to keep ahead
         signature = {i: _op_signature(pa.ops[i]) for i in sorted(needed)}
         return cls(layer, variables, pa, ahead, residual, needed_ops, pa.skeleton(), static_a, tree_a,
                    known_data, signature, expressions, info_a["assigned"], info_a["n_losses"])

@@ -10,6 +10,11 @@ from .manager import Pass, PassResult, register
 
 class Rematerialized(Layer):
     """Calls `layer` under jax.checkpoint with the given policy."""
+    # a wrapper declares what the layer it wraps declares
+    random_in_training = property(lambda self: self._layer_ref[0].random_in_training)
+
+    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
+        return self._layer_ref[0].is_batch_independent(arguments, input_ranks, training)
 
     def __init__(self, layer, policy, name):
         super().__init__(name=name)
@@ -44,5 +49,5 @@ def run(graph, ctx):
     return PassResult(graph, bool(wrapped), f"{len(wrapped)} layers rematerialized ({policy_name})")
 
 
-remat = register(Pass("remat", run, modes=("train",), description=__doc__.splitlines()[0],
+remat = register(Pass("remat", run, modes=("train",), description=__doc__.splitlines()[0], options=("remat_policy",),
                       preserves=("shape_inference", "dtype_check")))

@@ -167,6 +167,14 @@ def _masks_may_reach(g, start):
 
 class ScanBlocks(Layer):
     """Runs `len(blocks)` structurally identical blocks as one lax.scan over their stacked weights."""
+    # the blocks declare what the template's layers declare
+    random_in_training = property(lambda self: any(
+        getattr(d.get("layer"), "random_in_training", True) for _, d in self._template.nodes(data=True)
+        if d.get("kind") != "input"))
+
+    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
+        from fncompiler.runtime import buckets
+        return buckets.per_sample(self._template, training)
 
     def __init__(self, template, block_variables, name):
         super().__init__(name=name)
@@ -276,5 +284,6 @@ def ir_slot():
 
 
 scan_repeated_blocks = register(Pass("scan_repeated_blocks", run, requires=("shape_inference",),
+                                     options=("scan_blocks", "scan_min_repeats"),
                                      description=__doc__.splitlines()[0],
                                      preserves=("shape_inference", "dtype_check")))

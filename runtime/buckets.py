@@ -2,15 +2,14 @@
 once per size; instead each batch is padded up to the next power of two (at most the predict batch size), so at
 most log2(batch_size) + 2 programs are ever compiled, and the padded rows' outputs are dropped.
 
-Padding is only correct when every sample's output depends on that sample alone. That holds for fncompiler's own
-layers in inference mode (BatchNormalization uses its moving statistics, Dropout is the identity), so buckets
-are used only for graphs made of them; a graph with a Lambda, a custom or a subclassed layer runs each batch
-at its own size, as before.
+Padding is only correct when every sample's output depends on that sample alone. Each layer declares that
+(`Layer.batch_independent`, answered per call by `Layer.is_batch_independent`: an OpLayer per op and axis,
+BatchNormalization unless it uses batch statistics); a layer that declares nothing (a user's or subclassed
+layer, a Lambda) is assumed to mix samples, and its graph runs each batch at its own size, as before.
 """
 import numpy as np
 
-# Built-in layer types that may mix samples: Lambda runs user code. Add any new built-in that does.
-_CROSS_SAMPLE = frozenset({"Lambda"})
+from fncompiler import ir
 
 
 def bucket_size(n, batch_size):
@@ -23,14 +22,15 @@ def bucket_size(n, batch_size):
     return min(b, batch_size)
 
 
-def per_sample(graph):
-    """True when every node of the (predict-mode) IR is a built-in layer that computes each sample alone."""
-    for _, data in graph.nodes(data=True):
-        layer = data.get("layer")
-        cls = layer if isinstance(layer, type) else type(layer)
+def per_sample(graph, training=False):
+    """True when every layer node of the (predict-mode) IR declares that it computes each sample alone."""
+    for nid, data in graph.nodes(data=True):
         if data.get("kind") == "input":
             continue
-        if not cls.__module__.startswith("fncompiler.") or data.get("op") in _CROSS_SAMPLE:
+        layer = data.get("layer")
+        ranks = tuple(len(graph.nodes[src]["output_specs"][i].shape) for src, i in ir.input_edges(graph, nid))
+        check = None if isinstance(layer, type) else getattr(layer, "is_batch_independent", None)
+        if check is None or not check(data.get("arguments") or ((), {}), ranks, training):
             return False
     return True
 

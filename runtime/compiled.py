@@ -68,7 +68,7 @@ class CompiledModel:
         self.trace_counts = collections.Counter()
         self.compile_seconds = {}
         self.compiler_options = {**default_compiler_options(), **dict(compiler_options or {})}
-        self.pass_options = dict(pass_options or {})
+        self.pass_options = passes_lib.check_options(pass_options or {}, passes)
         self._variants = {}
 
     def with_options(self, compiler_options):
@@ -293,7 +293,8 @@ def compile_model(model, mode="jit", passes=None, verify=False, compile_config=N
     compiler_options: XLA compile options for every step (e.g. {"xla_cpu_experimental_ynn_fusion_type": ""}),
         on top of `default_compiler_options()` (on CPU {"xla_backend_optimization_level": 1}; pass
         {"xla_backend_optimization_level": 3} for XLA's own default, or set FNCOMPILER_XLA_DEFAULTS=0).
-    pass_options: options the passes read (e.g. {"remat_policy": "dots_saveable", "scan_min_repeats": 4}).
+    pass_options: options the passes read (e.g. {"remat_policy": "dots_saveable", "scan_min_repeats": 4}); a key
+        no pass declares (`Pass(options=...)`) raises ValueError naming it and the valid keys.
     autotune: the train step's XLA options chosen by measurement at its first call per input signature
         (runtime/step_tuner.py: candidates checked against each other and timed on copies of the caller's state;
         the decision is cached per model signature and device), and the predict and eval steps' per batch shape

@@ -241,7 +241,7 @@ class HostOrJit:
         return jax.tree_util.tree_unflatten(out_tree, jax.device_put(outs) if self.on_device else outs)
 
     def _plan(self, args):
-        if jax.devices()[0].platform != "cpu":
+        if not host_path_on():
             return None        # on an accelerator the weights would travel to the host and back
         try:
             closed, shapes = jax.make_jaxpr(self.fn, return_shape=True)(*args)
@@ -251,6 +251,11 @@ class HostOrJit:
         if any(getattr(s, "weak_type", False) for s in out_leaves):
             return None        # NumPy results are strongly typed: the next program would see a new signature
         return closed, out_tree
+
+
+def host_path_on():
+    """True where HostOrJit may evaluate on the host (the default device is a CPU); off on accelerators."""
+    return jax.devices()[0].platform == "cpu"
 
 
 def copies(arrays):

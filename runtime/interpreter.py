@@ -79,12 +79,40 @@ def execute(g, inputs, training=None, order=None, residuals=None):
         data = g.nodes[nid]
         if data["kind"] == "input":
             continue
-        leaves, out_masks = _call_node(g, nid, data, values, masks, training, residuals)
+        layer_name = getattr(data["layer"], "name", None) or str(nid)
+        with jax.named_scope(str(layer_name)):      # the layer's name in the HLO metadata and profiles
+            try:
+                leaves, out_masks = _call_node(g, nid, data, values, masks, training, residuals)
+            except Exception as error:
+                named = _naming_the_node(error, nid, data, layer_name)
+                if named is error:
+                    raise
+                raise named from error
         for i, (v, m) in enumerate(zip(leaves, out_masks)):
             values[(nid, i)] = v
             if m is not None:
                 masks[(nid, i)] = m
     return [values[k] for k in g.graph["outputs"]]
+
+
+def _naming_the_node(error, nid, data, layer_name):
+    """The error re-raised with the IR node and the layer named (same type where it can be built from a
+    message; the original stays as __cause__). An error already naming a node (a nested graph) passes as is."""
+    if getattr(error, "fncompiler_node", None) is not None:
+        return error
+    specs = [tuple(s.shape) for s in data.get("output_specs") or []]
+    message = (f"Layer {layer_name!r} ({data.get('op')}, IR node {nid!r}, expected output shapes {specs}) "
+               f"failed while running the model's step: {type(error).__name__}: {error}")
+    try:
+        new = type(error)(message)
+        if str(new) != message:
+            raise TypeError
+    except Exception:      # a type that cannot be rebuilt (callers may catch it by type): keep it, add a note
+        error.add_note(message)
+        error.fncompiler_node, error.fncompiler_layer = nid, layer_name
+        return error
+    new.fncompiler_node, new.fncompiler_layer = nid, layer_name
+    return new
 
 
 def _fill_masks(cls, args, kwargs, vals, in_masks):

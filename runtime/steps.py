@@ -61,7 +61,7 @@ def _losses(cfg, y, outputs, sample_weight):
     return total, per_output
 
 
-def _update_metrics(cfg, states, total_loss, per_output, y, outputs, batch):
+def _update_metrics(cfg, states, total_loss, per_output, y, outputs, batch, sample_weight=None):
     new = []
     for e, st in zip(cfg.entries, states):
         if e.kind == "loss":
@@ -73,7 +73,9 @@ def _update_metrics(cfg, states, total_loss, per_output, y, outputs, batch):
             if y[e.output] is None:
                 new.append(st)
             else:
-                new.append(e.metric.update(st, y[e.output], outputs[e.output]))
+                # Keras: only weighted_metrics see the sample weights
+                extra = {"sample_weight": sample_weight} if e.weighted else {}
+                new.append(e.metric.update(st, y[e.output], outputs[e.output], **extra))
     return new
 
 
@@ -97,7 +99,7 @@ def make_train_step(lowered, cfg, counter):
         (loss, (outputs, new_nt, per_output)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
         new_trainable, new_opt_state = optimizer.apply(opt_state, grads, trainable)
         new_trainable = lowered.apply_constraints(new_trainable)
-        metric_states = _update_metrics(cfg, metric_states, loss, per_output, y, outputs, _batch_size(x))
+        metric_states = _update_metrics(cfg, metric_states, loss, per_output, y, outputs, _batch_size(x), sample_weight)
         return (new_trainable, new_nt, new_opt_state, metric_states, jax.random.key_data(rng))
 
     return train_step
@@ -111,7 +113,7 @@ def make_eval_step(lowered, cfg, counter):
         for e in extra:
             total = total + e
         total = total + lowered.regularization(trainable)
-        return _update_metrics(cfg, metric_states, total, per_output, y, outputs, _batch_size(x))
+        return _update_metrics(cfg, metric_states, total, per_output, y, outputs, _batch_size(x), sample_weight)
 
     return eval_step
 

@@ -123,6 +123,7 @@ class Trainer:
         state = (state[0], state[1], placement.place_tree(state[2]), placement.place_tree(state[3]),
                  placement.place_tree(state[4]))
         self._lr_synced = None
+        self._written = {id(v): v._value for v in list(tvars) + list(ntvars)}   # what the state was copied from
         return state
 
     def _sync_lr(self, state):
@@ -258,6 +259,8 @@ class Trainer:
         epoch_logs = {}
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
+            # weights a callback set in on_train_begin / on_epoch_begin are the ones this epoch trains
+            state = self._start_state_from_variables(state)[:2] + tuple(state[2:])
             state = self._sync_lr(state)
             state = (state[0], state[1], state[2], self._fresh_metric_states(), state[4])
             if verbose:

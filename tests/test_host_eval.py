@@ -9,6 +9,10 @@ import fncompiler as keras
 from fncompiler.runtime import host_eval, steps
 from fncompiler.runtime.trainer import Trainer
 
+# tests of what the host path does (host_calls, no XLA compilation) only hold where it is on (CPU)
+host_path = pytest.mark.skipif(not host_eval.host_path_on(),
+                               reason="the host path is off on accelerators (runtime/host_eval.py)")
+
 
 def _both(fn, *args, jit=False):
     """(host results, reference results): the reference is op-by-op jax (each primitive rounded on its own,
@@ -79,6 +83,7 @@ def test_unsupported_raises(fn, arg):
         host_eval.evaluate(jax.make_jaxpr(fn)(arg), [arg])
 
 
+@host_path
 def test_host_or_jit_falls_back_with_same_values():
     calls = host_eval.HostOrJit(lambda x: jnp.exp(x) + 1.0)
     np.testing.assert_array_equal(np.asarray(calls(X)), np.asarray(jax.jit(lambda x: jnp.exp(x) + 1.0)(X)))
@@ -105,6 +110,7 @@ def _trainer(optimizer, metrics):
     return t
 
 
+@host_path
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam", "sgd", "adamw", "adagrad", "nadam", "adamax",
                                        "adadelta", "lion"])
 def test_initial_train_state_is_the_jitted_one(optimizer):
@@ -137,6 +143,7 @@ def test_logs_match_jitted_metric_results():
     assert logs == {k: float(v) for k, v in ref.items()}
 
 
+@host_path
 def test_fit_compiles_one_train_program_with_host_state():
     """The host-built first state has the train step's own signature: one trace, one compile, across epochs."""
     t = _trainer("rmsprop", ["accuracy"])

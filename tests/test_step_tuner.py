@@ -68,7 +68,11 @@ def test_tuned_step_trains_like_the_plain_step_and_records_its_measurements(fres
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     decision = tuned.step("train").last_decision
     if not _on_cpu():
-        assert decision["report"] == []          # one candidate: nothing measured
+        # one candidate off CPU: nothing measured, the plain options chosen, the step traced once for every call
+        platform = jax.devices()[0].platform
+        assert [c["name"] for c in step_tuner.step_candidates(model, platform)] == ["default options"]
+        assert decision["report"] == [] and decision["name"] == "default options"
+        assert decision["compiler_options"] == {} and tuned.trace_counts["train"] == 1
         return
     report = decision["report"]
     assert [r["name"] for r in report] == ["default options", "conv option (ynn off)"]

@@ -107,10 +107,36 @@ def test_early_stopping_and_restore_best_weights(digits_flat):
     class WorseEachEpoch(callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs["val_loss"] = float(epoch)          # monotonically worse after epoch 0
+    class Snap(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append([w.copy() for w in self.model.get_weights()])
+    seen = []
     model = digits_mlp()
     stop = callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
-    history = model.fit(x[:64], y[:64], epochs=10, callbacks=[WorseEachEpoch(), stop], verbose=0)
+    history = model.fit(x[:64], y[:64], epochs=10, callbacks=[WorseEachEpoch(), Snap(), stop], verbose=0)
     assert len(history.history["loss"]) == 3 and stop.stopped_epoch == 2 and stop.best_epoch == 0
+    # the weights are the best epoch's (0), not the last's
+    assert not np.array_equal(seen[0][0], seen[-1][0])
+    for restored, best in zip(model.get_weights(), seen[0]):
+        np.testing.assert_array_equal(restored, best)
+
+
+def test_weights_a_callback_sets_at_epoch_start_are_the_ones_trained(digits_flat):
+    (x, y), _ = digits_flat
+    model = digits_mlp()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    target = [np.full_like(w, 0.01 * (i + 1)) for i, w in enumerate(model.get_weights())]
+
+    class SetAtStart(callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.set_weights(target)
+    history = model.fit(x[:64], y[:64], batch_size=32, epochs=2, callbacks=[SetAtStart()], verbose=0)
+    for got, want in zip(model.get_weights(), target):       # learning rate 0: the set weights stay
+        np.testing.assert_array_equal(got, want)
+    # and epoch 1's loss is the loss of those weights (every logit equal: log(10))
+    assert history.history["loss"][1] == pytest.approx(np.log(10.0), rel=1e-5)
 
 
 def test_learning_rate_scheduler_changes_the_step_without_retracing(digits_flat):
@@ -162,7 +188,10 @@ def test_generators_and_validation_data(digits_flat):
             yield x[i:i + 32], y[i:i + 32]
     model = digits_mlp()
     history = model.fit(batches(), epochs=1, validation_data=(xt[:64], yt[:64]), verbose=0)
-    assert "val_accuracy" in history.history
+    val_loss, val_acc = model.evaluate(xt[:64], yt[:64], verbose=0)   # the epoch's validation: final weights
+    assert history.history["val_loss"] == pytest.approx([val_loss], rel=1e-5)
+    assert history.history["val_accuracy"] == pytest.approx([val_acc], abs=1e-6)
+    assert history.history["loss"][0] > 0 and 0 <= history.history["accuracy"][0] <= 1
     assert model.evaluate(((xt[i:i + 32], yt[i:i + 32]) for i in range(0, 64, 32)), verbose=0)[1] == \
         pytest.approx(model.evaluate(xt[:64], yt[:64], verbose=0)[1])
 

@@ -34,6 +34,9 @@ def keras_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
 
 
 class _Elementwise(Layer):
+    batch_independent = True
+    random_in_training = False
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
@@ -159,6 +162,7 @@ def masked_softmax(x, mask=None, axis=-1):
 
 class Softmax(_Elementwise):
     """Softmax over `axis` (an int or a tuple); `mask` (broadcastable to the input) zeroes masked positions."""
+    keep_float32 = True
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

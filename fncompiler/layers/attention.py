@@ -84,6 +84,8 @@ def _build_attention_equation(rank, attn_axes):
 
 class _Projection(Layer):
     """Keras's EinsumDense as used inside MultiHeadAttention: `einsum(equation, x, kernel) + bias`."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, equation, kernel_shape, bias_shape, kernel_initializer, bias_initializer,
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None,
@@ -118,6 +120,8 @@ class MultiHeadAttention(Layer):
     """Multi-head scaled dot-product attention (Vaswani et al.): `query` attends over `value` (keys default
     to `value`). Masks: `attention_mask` (batch, T, S), `query_mask` / `value_mask` / `key_mask`, and
     `use_causal_mask`; all are combined with a logical AND."""
+    batch_independent = True
+    random_in_training = property(lambda self: bool(self.dropout))  # attention dropout draws
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
                  attention_axes=None, flash_attention=None, kernel_initializer="glorot_uniform",
@@ -310,6 +314,8 @@ class Attention(Layer):
     """Dot-product (Luong) attention over `[query, value]` or `[query, value, key]`:
     `softmax(scores) @ value`, scores `query @ key^T` ('dot', times a learned `scale` if use_scale) or
     `concat_score_weight * sum(tanh(scale * (q + k)))` ('concat'). `mask=[query_mask, value_mask]`."""
+    batch_independent = True
+    random_in_training = property(lambda self: bool(self.dropout))  # attention dropout draws
 
     def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)

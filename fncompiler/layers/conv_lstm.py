@@ -36,6 +36,9 @@ class _UnitForgetBias:
 
 
 class ConvLSTM(Layer):
+    batch_independent = True
+    random_in_training = property(lambda self: bool(self.dropout or self.recurrent_dropout))  # dropout draws
+
     rank = None
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,

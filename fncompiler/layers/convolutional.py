@@ -208,6 +208,8 @@ def _input_channels(layer, input_shape):
 # ----------------------------------------------------------------------------------------------- BaseConv
 class BaseConv(Layer):
     """N-D convolution (cross-correlation) + bias + activation, as keras.layers.Conv{1,2,3}D."""
+    batch_independent = True
+    random_in_training = False
 
     rank = None
 
@@ -335,6 +337,8 @@ class Conv3D(BaseConv):
 # ----------------------------------------------------------------------------------------------- transpose
 class BaseConvTranspose(Layer):
     """N-D transposed convolution (the gradient of a convolution wrt its input) + bias + activation."""
+    batch_independent = True
+    random_in_training = False
 
     rank = None
 
@@ -472,6 +476,9 @@ def _depthwise(inputs, depthwise_kernel, strides, padding, dilation_rate, data_f
 
 
 class BaseDepthwiseConv(Layer):
+    batch_independent = True
+    random_in_training = False
+
     rank = None
 
     def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
@@ -578,6 +585,9 @@ class DepthwiseConv2D(BaseDepthwiseConv):
 
 # ----------------------------------------------------------------------------------------------- separable
 class BaseSeparableConv(Layer):
+    batch_independent = True
+    random_in_training = False
+
     rank = None
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,

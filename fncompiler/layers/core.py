@@ -6,7 +6,7 @@ from .. import activations, constraints, initializers, regularizers
 from .. import scope as scope_lib
 from ..utils import random as random_utils
 from .input_spec import InputSpec
-from .layer import Layer
+from .layer import Layer, batch_independent_unless_training
 
 
 def _ser(module, obj):
@@ -15,6 +15,8 @@ def _ser(module, obj):
 
 class Dense(Layer):
     """`activation(inputs @ kernel + bias)`; kernel shape (input_dim, units) as in Keras."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -74,6 +76,9 @@ class Dense(Layer):
 
 
 class Activation(Layer):
+    batch_independent = True
+    random_in_training = False
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
@@ -90,6 +95,10 @@ class Activation(Layer):
 
 
 class Identity(Layer):
+    batch_independent = True
+    random_in_training = False
+    identity_in = ("eval", "predict", "export")
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
@@ -103,6 +112,10 @@ class Identity(Layer):
 
 class Dropout(Layer):
     """Zeroes a `rate` fraction of inputs in training and scales the rest by 1/(1-rate); identity otherwise."""
+    batch_independent = True
+    random_in_training = True
+    identity_in = ("eval", "predict", "export")
+    is_batch_independent = batch_independent_unless_training     # its mask is drawn for the batch's shape
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

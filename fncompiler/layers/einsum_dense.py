@@ -90,6 +90,13 @@ def analyze_equation(equation, bias_axes, input_shape, output_shape, who="Einsum
 
 class EinsumDense(Layer):
     """A dense layer of any rank, written as an einsum (see the module docstring for the shape rules)."""
+    random_in_training = False
+    
+    @property
+    def batch_independent(self):
+        # per sample when the input's first axis (or a leading '...') is the output's first axis
+        lhs, out = self.equation.split(",")[0].strip(), self.equation.split("->")[-1].strip()
+        return (lhs.startswith("...") and out.startswith("...")) or (lhs[:1].isalpha() and out[:1] == lhs[:1])
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,

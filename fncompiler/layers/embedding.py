@@ -15,6 +15,9 @@ def _ser(module, obj):
 class Embedding(Layer):
     """Looks up rows of `embeddings` (input_dim, output_dim). `mask_zero=True` makes index 0 padding: the layer
     then emits the mask `inputs != 0` for the layers downstream (RNNs skip those steps)."""
+    batch_independent = True
+    random_in_training = False
+    index_input = True
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, lora_rank=None, **kwargs):

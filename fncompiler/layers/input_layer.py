@@ -6,6 +6,9 @@ from .layer import Layer
 
 class InputLayer(Layer):
     _is_input_layer = True
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
 
     def __init__(self, shape=None, batch_size=None, dtype=None, sparse=False, batch_shape=None, name=None,
                  input_tensor=None, optional=False, **kwargs):

@@ -138,10 +138,31 @@ def _activity_loss(regularizer, output):
     return loss
 
 
+def batch_independent_unless_training(layer, arguments=((), {}), input_ranks=(), training=False):
+    """`is_batch_independent` for a layer that mixes the batch (batch statistics) or draws from the batch's
+    shape (random masks) only in training: independent unless training, or training=True in the call."""
+    return not (training or arguments[1].get("training"))
+
+
 class Layer:
     """Base class of layers: weights, config, symbolic and concrete calls."""
 
     _is_input_layer = False
+
+    # -- declarations the compiler passes read (docs/layers.md, "What a layer declares") ------------------------
+    # Each default is the safe answer for a layer fncompiler knows nothing about (a user's subclass): a layer
+    # must declare the opposite for a pass to rely on it. Built-in layers declare theirs in their class body.
+    batch_independent = False       # each sample's output depends on that sample alone (in predict/inference)
+    random_in_training = True       # a call with training=True may draw random numbers (never merged by CSE)
+    identity_in = ()                # modes ("eval", "predict", "export") in which the layer returns its input
+    keep_float32 = False            # mixed precision keeps it computing in float32 (normalizations, softmax)
+    index_input = False             # its input is integer indices (dtype_check does not treat them as floats)
+
+    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
+        """May predict pad a batch with extra rows for this call and drop their outputs? `arguments` is the
+        node's (args, kwargs) with tensors as Slots, `input_ranks` the ranks of its tensor inputs. Override
+        when the answer depends on the call (OpLayer: the op and its axis; BatchNormalization: training)."""
+        return bool(self.batch_independent)
 
     def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True, name=None,
                  input_shape=None, input_dim=None, batch_size=None, batch_input_shape=None, **kwargs):

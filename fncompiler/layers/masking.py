@@ -8,6 +8,8 @@ class Masking(Layer):
     """A step (a position along axis -2 of (batch, steps, features)) is masked when every feature equals
     `mask_value`; the layer zeroes those steps and emits the mask `any(x != mask_value, axis=-1)` (batch, steps),
     which the interpreter hands to the layers after it (RNNs skip masked steps, attention ignores them)."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -26,6 +26,9 @@ def _broadcast_shape(a, b, who):
 
 
 class _Merge(Layer):
+    batch_independent = True
+    random_in_training = False
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True

@@ -10,7 +10,7 @@ from .. import regularizers
 from .. import scope as scope_lib
 from ..utils import random as random_utils
 from .input_spec import InputSpec
-from .layer import Layer
+from .layer import Layer, batch_independent_unless_training
 
 
 def _rng(seed):
@@ -32,6 +32,8 @@ def _to_config_value(v):
 
 class Rescaling(Layer):
     """`inputs * scale + offset`, computed in the layer's compute dtype (integer images become floats)."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -54,6 +56,11 @@ class Rescaling(Layer):
 
 
 class _RandomLayer(Layer):
+    batch_independent = True
+    random_in_training = True
+    identity_in = ("eval", "predict", "export")
+    is_batch_independent = batch_independent_unless_training     # its noise is drawn for the batch's shape
+
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed if seed is not None else random_utils.next_seed()
@@ -199,6 +206,9 @@ class SpatialDropout2D(_SpatialDropout):
 
 class ActivityRegularization(Layer):
     """Identity that adds `l1 * sum(|x|) + l2 * sum(x**2)` of its output to the training loss."""
+    batch_independent = True
+    random_in_training = False
+    identity_in = ("predict", "export")
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         kwargs.pop("activity_regularizer", None)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import constraints, initializers, regularizers
 from .input_spec import InputSpec
-from .layer import Layer
+from .layer import Layer, batch_independent_unless_training
 
 _KERAS_EPSILON = 1e-7  # keras.config.epsilon(), used by the masked moments
 
@@ -53,6 +53,11 @@ def _prepare(layer, inputs):
 class BatchNormalization(Layer):
     """Normalizes with batch statistics in training (updating the moving statistics with
     `moving = moving * momentum + batch * (1 - momentum)`), with the moving statistics in inference."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
+
+    is_batch_independent = batch_independent_unless_training     # batch statistics mix the samples
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
@@ -162,6 +167,9 @@ class BatchNormalization(Layer):
 class LayerNormalization(Layer):
     """Normalizes each sample over `axis` (an int or a list): `(x - mean) / sqrt(var + eps) * gamma + beta`.
     With `rms_scaling=True`: `x / sqrt(mean(x**2) + eps) * gamma` and no beta."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
@@ -239,6 +247,9 @@ class LayerNormalization(Layer):
 class GroupNormalization(Layer):
     """Splits the channels (`axis`) into `groups` and normalizes each group of each sample over the group's
     channels and all other non-batch axes; per-channel gamma and beta. `groups=-1` means one per channel."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
@@ -318,6 +329,9 @@ class GroupNormalization(Layer):
 
 class UnitNormalization(Layer):
     """Scales each sample to unit L2 norm along `axis`: `x * min(1/||x||, 1e12)`."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -346,6 +360,9 @@ class UnitNormalization(Layer):
 class RMSNormalization(Layer):
     """Root-mean-square normalization (Zhang & Sennrich 2019): `x / sqrt(mean(x**2, axis) + epsilon) * scale`,
     computed in at least float32; one weight `scale` (ones) with the sizes of the normalized axes."""
+    batch_independent = True
+    random_in_training = False
+    keep_float32 = True
 
     def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)

@@ -25,6 +25,9 @@ def _lowest(dtype):
 
 
 class BasePooling(Layer):
+    batch_independent = True
+    random_in_training = False
+
     rank = None
     pool_mode = None   # "max" or "average"
 
@@ -120,6 +123,9 @@ class AveragePooling3D(BasePooling):
 
 # ----------------------------------------------------------------------------------------------- global
 class BaseGlobalPooling(Layer):
+    batch_independent = True
+    random_in_training = False
+
     rank = None
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):

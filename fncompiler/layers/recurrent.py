@@ -93,6 +93,8 @@ def _project_up_front(cell, seq, training):
 class _DropoutCell(Layer):
     """Shared parts of the built-in cells: dropout masks, initial state, the split into input projection
     (done for all steps at once) and recurrent step (inside the scan)."""
+    batch_independent = True
+    random_in_training = property(lambda self: bool(self.dropout or self.recurrent_dropout))  # dropout draws
 
     def __init__(self, units, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -373,6 +375,8 @@ class RNN(Layer):
     `training`. Returns the last output, or all outputs with `return_sequences` (in processing order, i.e.
     reversed in time with `go_backwards`), followed by the final states with `return_state` (a list).
     """
+    batch_independent = True
+    random_in_training = property(lambda self: getattr(self.cell, "random_in_training", True))
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
@@ -702,6 +706,9 @@ class Bidirectional(Layer):
     """Runs a copy of `layer` forwards and another backwards (go_backwards) over the sequence and merges the
     outputs (`merge_mode` 'concat', 'sum', 'mul', 'ave' or None for a list). The backward output sequence is
     flipped back to time order. Weights: the forward layer's, then the backward layer's."""
+    batch_independent = True
+    random_in_training = property(lambda self: self.forward_layer.random_in_training or
+                                  self.backward_layer.random_in_training)
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         if isinstance(layer, dict):

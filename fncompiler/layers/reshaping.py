@@ -7,6 +7,9 @@ from .layer import Layer
 
 
 class Flatten(Layer):
+    batch_independent = True
+    random_in_training = False
+
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.data_format = data_format or "channels_last"
@@ -25,6 +28,9 @@ class Flatten(Layer):
 
 
 class Reshape(Layer):
+    batch_independent = True
+    random_in_training = False
+
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         self.target_shape = tuple(target_shape)
@@ -60,6 +66,9 @@ class Reshape(Layer):
 
 
 class Permute(Layer):
+    batch_independent = True
+    random_in_training = False
+
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
         self.dims = tuple(dims)
@@ -77,6 +86,9 @@ class Permute(Layer):
 
 
 class RepeatVector(Layer):
+    batch_independent = True
+    random_in_training = False
+
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
         self.n = int(n)

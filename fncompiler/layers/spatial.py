@@ -23,6 +23,9 @@ def _pairs(value, rank, name):
 
 # ----------------------------------------------------------------------------------------------- UpSampling
 class _UpSampling(Layer):
+    batch_independent = True
+    random_in_training = False
+
     rank = None
 
     def __init__(self, size, data_format=None, **kwargs):
@@ -95,6 +98,9 @@ class UpSampling3D(_UpSampling):
 
 # ----------------------------------------------------------------------------------------------- ZeroPadding
 class _ZeroPadding(Layer):
+    batch_independent = True
+    random_in_training = False
+
     rank = None
 
     def __init__(self, padding, data_format=None, **kwargs):
@@ -148,6 +154,9 @@ class ZeroPadding3D(_ZeroPadding):
 
 # ----------------------------------------------------------------------------------------------- Cropping
 class _Cropping(Layer):
+    batch_independent = True
+    random_in_training = False
+
     rank = None
 
     def __init__(self, cropping, data_format=None, **kwargs):

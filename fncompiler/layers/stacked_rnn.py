@@ -22,6 +22,8 @@ def _output_dim(cell):
 
 class StackedRNNCells(Layer):
     """Wraps `cells` (RNN cell instances) so that they behave as one cell of an `RNN`."""
+    batch_independent = True
+    random_in_training = property(lambda self: any(getattr(c, "random_in_training", True) for c in self.cells))
 
     def __init__(self, cells, **kwargs):
         super().__init__(**kwargs)

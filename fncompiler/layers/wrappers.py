@@ -22,6 +22,13 @@ class TimeDistributed(Layer):
     in training) sees the statistics of all steps together rather than one step at a time. The weights are the
     wrapped layer's. A mask (batch, time, ...) is passed to the wrapped layer folded the same way, and passes
     through unchanged."""
+    # per sample (time folded into the batch) exactly when the wrapped layer is
+    batch_independent = property(lambda self: getattr(self.layer, "batch_independent", False))
+    random_in_training = property(lambda self: getattr(self.layer, "random_in_training", True))
+
+    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
+        inner = getattr(self.layer, "is_batch_independent", None)
+        return bool(inner(arguments, input_ranks, training)) if inner else False
 
     def __init__(self, layer, **kwargs):
         if isinstance(layer, dict):

@@ -125,7 +125,7 @@ class Model(Layer):
         self._compile_config = trainer.CompileConfig.create(
             self, optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
             weighted_metrics=weighted_metrics, run_eagerly=run_eagerly, steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile)
+            jit_compile=jit_compile, auto_scale_loss=auto_scale_loss)
         self._trainer = None
         self.__dict__.pop("_restored_opt_state", None)   # state of a previous optimizer does not carry over
 

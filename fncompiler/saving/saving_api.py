@@ -102,9 +102,11 @@ def compile_kwargs_from_config(config, custom_objects):
         "loss": walk(config.get("loss"), leaf(losses_lib.deserialize)),
         "loss_weights": config.get("loss_weights"),
         "metrics": walk(config.get("metrics"), leaf(metrics_lib.deserialize)),
+        "weighted_metrics": walk(config.get("weighted_metrics"), leaf(metrics_lib.deserialize)),
         "run_eagerly": config.get("run_eagerly", False),
         "steps_per_execution": config.get("steps_per_execution", 1),
         "jit_compile": config.get("jit_compile", "auto"),
+        "auto_scale_loss": config.get("auto_scale_loss", True),
     }
     if not isinstance(kwargs["run_eagerly"], bool):
         raise ModelFileError("compile_config: 'run_eagerly' must be true or false.")

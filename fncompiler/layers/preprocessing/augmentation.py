@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ...utils import random as random_utils
-from ..layer import Layer
+from ..layer import Layer, batch_independent_unless_training
 from ..misc import _rng as layer_key
 from . import _image
 
@@ -31,6 +31,10 @@ def parse_factor(layer, arg, factor, bounds=(-1.0, 1.0)):
 
 class _Augmentation(Layer):
     """Base: seeded; `call(inputs, training)` returns the input (cast to the compute dtype) unless training."""
+    batch_independent = True
+    random_in_training = True
+    identity_in = ("eval", "predict", "export")   # a cast to the compute dtype outside training
+    is_batch_independent = batch_independent_unless_training     # draws for the batch's shape in training
 
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(**kwargs)

@@ -10,6 +10,8 @@ class CategoryEncoding(Layer):
     """Keras 3's CategoryEncoding. Rank-1 inputs hold one id per sample; rank-2 inputs (batch, n) give one vector
     per sample (multi_hot / count over the n ids; one_hot needs n == 1 or adds an axis). `count_weights` (call
     argument, count mode) weights each id. Ids outside [0, num_tokens) contribute nothing (Keras: an error)."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
         super().__init__(**kwargs)

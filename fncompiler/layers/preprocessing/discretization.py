@@ -10,6 +10,8 @@ from ._data import batches, check_output_mode, encode, encoded_shape
 class Discretization(Layer):
     """Keras 3's Discretization: bucket i holds boundaries[i-1] <= x < boundaries[i] (np.digitize); int32 ids or
     one_hot / multi_hot / count vectors (the layer's float dtype) of depth len(bin_boundaries) + 1."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, bin_boundaries=None, num_bins=None, epsilon=0.01, output_mode="int", sparse=False, dtype=None,
                  name=None, **kwargs):

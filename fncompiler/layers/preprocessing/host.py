@@ -33,6 +33,8 @@ def to_numpy(x, layer):
 
 class HostLayer(Layer):
     """Base of the preprocessing layers that run in NumPy on the host (see the module docstring)."""
+    batch_independent = True
+    random_in_training = False
 
     runs_on_host = True
 

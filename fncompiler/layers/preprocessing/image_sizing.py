@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 
 from ...utils import random as random_utils
-from ..layer import Layer
+from ..layer import Layer, batch_independent_unless_training
 from . import _image
 from ..misc import _rng as layer_key   # the train step key folded with the seed, as Dropout
 
@@ -15,6 +15,9 @@ def _check_size(layer, height, width):
 
 
 class _SizingLayer(Layer):
+    batch_independent = True
+    random_in_training = False
+
     def __init__(self, height, width, data_format=None, **kwargs):
         super().__init__(**kwargs)
         _check_size(type(self).__name__, height, width)
@@ -98,6 +101,8 @@ class CenterCrop(_SizingLayer):
 class RandomCrop(_SizingLayer):
     """Training: one random (height, width) window per batch (the same offsets for every image, as Keras).
     Inference: the image resized as Keras's smart_resize (largest central window of the target aspect ratio)."""
+    random_in_training = True
+    is_batch_independent = batch_independent_unless_training     # draws for the batch's shape in training
 
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
         super().__init__(height, width, data_format=data_format, **kwargs)

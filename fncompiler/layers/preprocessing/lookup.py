@@ -243,6 +243,8 @@ class _IndexLookup:
 
 class IntegerLookup(_IndexLookup, Layer):
     """Keras 3's IntegerLookup. Runs in jax.numpy inside compiled steps and in NumPy on host data."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, max_tokens=None, num_oov_indices=1, mask_token=None, oov_token=-1, vocabulary=None,
                  vocabulary_dtype="int64", idf_weights=None, invert=False, output_mode="int", sparse=False,

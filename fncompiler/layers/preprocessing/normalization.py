@@ -21,6 +21,8 @@ def _as_axis(axis):
 class Normalization(Layer):
     """Keras 3's Normalization: weights mean, variance (float, shape of the kept axes) and count (int32 scalar),
     all non-trainable; `invert=True` maps normalized values back (`mean + x * sqrt(variance)`)."""
+    batch_independent = True
+    random_in_training = False
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
