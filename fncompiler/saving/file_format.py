@@ -165,7 +165,7 @@ def read_member(zf, info, path):
 
 
 def read_members(path, required=("metadata.json", "config.json", "weights.msgpack"), allowed=None, check_meta=None,
-                 what="model file", exact_hashes=False):
+                 what="model file", exact_hashes=False, hashes=True):
     """Read and check the file's members into memory; raise ModelFileError/OSError with a clear message.
 
     The same reader serves other zip files of the project (runtime/checkpoint.py): `allowed` (the member names
@@ -176,7 +176,8 @@ def read_members(path, required=("metadata.json", "config.json", "weights.msgpac
     Order of checks: the file exists and is not too large; the zip directory is small; member names are plain
     (no '..', no absolute paths) and unique; metadata.json is read first and its format version checked (so a
     newer file says so rather than failing on a member this version does not know); then only known members,
-    each within its size and compression-ratio limits; then sha256 of every member against hashes.json.
+    each within its size and compression-ratio limits; then sha256 of every member against hashes.json
+    (`hashes=False`: a file format that has none, i.e. Keras's archives).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -215,9 +216,11 @@ def read_members(path, required=("metadata.json", "config.json", "weights.msgpac
             for info in infos:
                 if info.filename not in members:
                     members[info.filename] = read_member(zf, info, path)
-    for name in tuple(required) + ("metadata.json", "hashes.json"):
+    for name in tuple(required) + ("metadata.json",) + (("hashes.json",) if hashes else ()):
         if name not in members:
             raise ModelFileError(f"{path!r} is missing {name!r}: not a complete fncompiler {what}.")
+    if not hashes:
+        return members
     hashes = parse_json(members["hashes.json"], "hashes.json")
     if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
         raise ModelFileError(f"hashes.json of {path!r} must map member names to sha256 hex digests.")
