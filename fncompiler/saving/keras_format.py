@@ -110,8 +110,16 @@ def _join(*parts):
     return "/".join(p for p in parts if p)
 
 
-def assign_from_tree(model, tree, member, prefix=""):
-    """Set every weight of `model` from the checked HDF5 tree, by Keras's paths; ModelFileError on any mismatch."""
+def assign_from_tree(model, tree, member):
+    """Set every weight of `model` from the checked HDF5 tree, by Keras's paths; ModelFileError on any mismatch
+    (raised before any weight changes)."""
+    pairs = []
+    _match(model, tree, member, "", pairs)
+    for w, a in pairs:
+        w.assign(a.astype(w.dtype))
+
+
+def _match(model, tree, member, prefix, pairs):
     by_name = {layer.name: layer for layer in model.layers}
     by_group = keras_group_names(model)
     groups = [g for g in tree.children(_join(prefix, "layers"))]
@@ -129,7 +137,7 @@ def assign_from_tree(model, tree, member, prefix=""):
             continue
         seen.add(layer.name)
         if _is_container(layer):
-            assign_from_tree(layer, tree, member, gpath)
+            _match(layer, tree, member, gpath, pairs)
             continue
         used = set()
         for sub, ws in sub_paths(layer):
@@ -143,8 +151,7 @@ def assign_from_tree(model, tree, member, prefix=""):
                                          f"{layer.name!r} has shape {tuple(a.shape)}; the layer expects "
                                          f"{tuple(w.shape)} ({w.path}).")
                 used.add(_join(gpath, sub, "vars", str(i)))
-            for w, a in zip(ws, arrays):
-                w.assign(a.astype(w.dtype) if hasattr(a, "astype") else a)
+            pairs.extend(zip(ws, arrays))
         extra = [p for p in tree.arrays if p.startswith(gpath + "/") and p not in used]
         if extra:
             raise ModelFileError(f"{member}: the file holds weights {extra[:4]} for layer {layer.name!r} that "
