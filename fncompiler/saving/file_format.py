@@ -60,8 +60,10 @@ def _new_file_mode(path):
     return 0o666 & ~umask
 
 
-def atomic_write(path, members):
-    """Write {name: bytes} as a zip at `path`: temp file in the same folder, fsync, rename.
+def atomic_write(path, members, hashes=True):
+    """Write {name: bytes} as a zip at `path`: temp file in the same folder, fsync, rename. `hashes=False` leaves
+    out hashes.json (Keras's archives have none); `members` given as bytes is written as the whole file (an
+    HDF5 weights file).
 
     Either the whole new file is at `path` afterwards or (on any error, including KeyboardInterrupt) the old file
     is untouched and the temp file is removed.
@@ -72,15 +74,17 @@ def atomic_write(path, members):
         raise FileNotFoundError(f"Cannot save to {path!r}: folder {folder!r} does not exist.")
     if os.path.isdir(path):
         raise IsADirectoryError(f"Cannot save to {path!r}: it is a directory. Pass a file path, e.g. 'model.fnc'.")
-    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
+    raw = members if isinstance(members, bytes) else None
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()} \
+        if hashes and raw is None else None
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".fncompiler", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name, data in members.items():
-                    zf.writestr(name, data)
-                zf.writestr("hashes.json", json.dumps(hashes, indent=1))
+            if raw is not None:
+                fh.write(raw)
+            else:
+                _write_zip(fh, members, digests)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
@@ -90,6 +94,14 @@ def atomic_write(path, members):
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _write_zip(fh, members, digests):
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        if digests is not None:
+            zf.writestr("hashes.json", json.dumps(digests, indent=1))
 
 
 def _fsync_folder(folder):

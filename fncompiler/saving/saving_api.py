@@ -9,7 +9,7 @@ Whatever goes wrong surfaces as ModelFileError or UnsafeConfigError (both ValueE
 import json
 import os
 
-from . import file_format, guard, keras_format, keras_h5, serialization, weights_io
+from . import file_format, guard, keras_format, keras_h5, keras_writer, serialization, weights_io
 from .errors import ModelFileError, UnsafeConfigError
 
 _TOP_LEVEL_KEYS = {"module", "class_name", "config", "registered_name", "build_config", "compile_config"}
@@ -25,6 +25,8 @@ def save_model(model, filepath, overwrite=True, **kwargs):
     if kwargs:
         raise TypeError(f"save_model got unexpected arguments {sorted(kwargs)}.")
     _check_overwrite(filepath, overwrite)
+    if os.fspath(filepath).endswith(".keras"):
+        return keras_writer.save_keras_model(model, filepath)
     config = serialization.serialize_object(model)
     config["compile_config"] = model.get_compile_config() if hasattr(model, "get_compile_config") else None
     members = {
@@ -197,6 +199,8 @@ def _load_keras_model(path, custom_objects, compile, safe_mode):
 
 def save_weights(model, filepath, overwrite=True):
     _check_overwrite(filepath, overwrite)
+    if os.fspath(filepath).endswith(".h5"):
+        return keras_writer.save_keras_weights(model, os.fspath(filepath))
     members = {"metadata.json": json.dumps(file_format.metadata(), indent=1).encode(),
                "weights.msgpack": weights_io.weights_to_bytes(model.weights)}
     file_format.atomic_write(filepath, members)
