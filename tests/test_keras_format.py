@@ -1,6 +1,8 @@
 """Keras 3 files made by Keras (tests/data/keras_fixtures, made by make_fixtures.py there) load and predict what
 Keras predicted; their .weights.h5 load into the same architecture built in fncompiler. No Keras import."""
+import json
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -92,3 +94,84 @@ def test_keras_archive_compile_config_is_restored():
     assert type(model.optimizer).__name__ == "SGD"
     x, _ = _batch("cnn")
     model.fit(x, np.zeros((8, 2), "float32"), batch_size=4, epochs=1, verbose=0)
+
+
+def _h5_layout(data):
+    import io
+
+    import h5py
+    datasets, names = {}, {}
+    with h5py.File(io.BytesIO(data), "r") as f:
+        def visit(path, obj):
+            if path.startswith("optimizer"):
+                return
+            if isinstance(obj, h5py.Dataset):
+                datasets[path] = tuple(obj.shape)
+            elif "name" in obj.attrs and (path == "vars" or path.split("/")[-3:-2] == ["layers"]):
+                names[path] = obj.attrs["name"]  # layer-level groups (what fncompiler's reader relies on)
+        f.visititems(visit)
+    return datasets, names
+
+
+def _layer_summary(config):
+    """(class_name, module, name, keras_history refs of inbound nodes) for every layer, nested models included."""
+    out = []
+    for layer in config["config"]["layers"]:
+        refs = [a["config"]["keras_history"] for node in layer.get("inbound_nodes", [])
+                for a in _flat(node["args"]) if isinstance(a, dict) and a.get("class_name") == "__keras_tensor__"]
+        out.append((layer["class_name"], layer["module"], layer["name"], refs))
+        if layer["class_name"] in ("Functional", "Sequential"):
+            out.append(_layer_summary(layer))
+    return out
+
+
+def _flat(x):
+    if isinstance(x, list):
+        return [y for v in x for y in _flat(v)]
+    return [x]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_saved_keras_archive_has_keras_layout(tmp_path, kind):
+    src = os.path.join(HERE, f"{kind}.keras")
+    out = str(tmp_path / f"{kind}.keras")
+    load_model(src).save(out)
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(out) as b:
+        assert sorted(b.namelist()) == sorted(a.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        ref_cfg, cfg = json.loads(a.read("config.json")), json.loads(b.read("config.json"))
+        assert json.loads(b.read("metadata.json"))["keras_version"].startswith("3.")
+        ref_h5, h5 = a.read("model.weights.h5"), b.read("model.weights.h5")
+    assert {"module", "class_name", "config", "registered_name", "compile_config"} <= set(cfg)
+    assert (cfg["module"], cfg["class_name"]) == (ref_cfg["module"], ref_cfg["class_name"])
+    if kind != "sequential":
+        for key in ("input_layers", "output_layers"):
+            assert cfg["config"][key] == ref_cfg["config"][key]
+        # the same layers, modules and calls (the order of the list is model.layers order: tested elsewhere)
+        assert sorted(map(repr, _layer_summary(cfg))) == sorted(map(repr, _layer_summary(ref_cfg)))
+    assert cfg["compile_config"]["optimizer"]["class_name"] == ref_cfg["compile_config"]["optimizer"]["class_name"]
+    assert cfg["compile_config"]["optimizer"]["module"] == "keras.optimizers"
+    assert _h5_layout(h5) == _h5_layout(ref_h5)
+    x, y = _batch(kind)
+    assert _max_err(load_model(out).predict(x, verbose=0), y) < 1e-4
+
+
+@pytest.mark.parametrize("kind", ["mlp", "ticket", "attention"])
+def test_saved_weights_h5_has_keras_layout(tmp_path, kind):
+    out = str(tmp_path / f"{kind}.weights.h5")
+    load_model(os.path.join(HERE, f"{kind}.keras")).save_weights(out)
+    with open(os.path.join(HERE, f"{kind}.weights.h5"), "rb") as fh:
+        ref = fh.read()
+    with open(out, "rb") as fh:
+        assert _h5_layout(fh.read()) == _h5_layout(ref)
+
+
+def test_fncompiler_own_format_keeps_its_extension(tmp_path):
+    model = _mlp()
+    model.save(tmp_path / "m.fnc")
+    with zipfile.ZipFile(tmp_path / "m.fnc") as zf:
+        assert "weights.msgpack" in zf.namelist() and "hashes.json" in zf.namelist()
+    # an old fncompiler file named .keras (msgpack inside) still loads: detected by content
+    os.replace(tmp_path / "m.fnc", tmp_path / "old.keras")
+    loaded = load_model(tmp_path / "old.keras")
+    for a, b in zip(loaded.weights, model.weights):
+        np.testing.assert_array_equal(np.asarray(a.value), np.asarray(b.value))

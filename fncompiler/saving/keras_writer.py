@@ -15,7 +15,7 @@ from . import file_format, keras_format, keras_h5, serialization
 
 KERAS_VERSION = "3.15.1"  # the Keras 3 release whose format this writes (and the fixtures were made with)
 _MODULES = {"Functional": "keras.src.models.functional", "Model": "keras.src.models.functional",
-            "Sequential": "keras.src.models.sequential"}
+            "Sequential": "keras"}
 
 
 def _module_for(key):
