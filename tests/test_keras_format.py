@@ -175,3 +175,14 @@ def test_fncompiler_own_format_keeps_its_extension(tmp_path):
     loaded = load_model(tmp_path / "old.keras")
     for a, b in zip(loaded.weights, model.weights):
         np.testing.assert_array_equal(np.asarray(a.value), np.asarray(b.value))
+
+
+def test_cli_convert_keras_file_to_artifact(tmp_path, capsys):
+    from fncompiler.__main__ import main
+    from fncompiler.runtime.exported_loader import load_exported
+    out = str(tmp_path / "mlp.fnexport")
+    assert main(["convert", os.path.join(HERE, "mlp.keras"), "--export", out]) == 0
+    text = capsys.readouterr().out
+    assert "Passes for 'mlp'" in text and "converted" in text
+    x, y = _batch("mlp")
+    assert float(np.abs(np.asarray(load_exported(out)(x)) - y["0"]).max()) < 1e-4
