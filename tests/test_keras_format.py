@@ -186,3 +186,39 @@ def test_cli_convert_keras_file_to_artifact(tmp_path, capsys):
     assert "Passes for 'mlp'" in text and "converted" in text
     x, y = _batch("mlp")
     assert float(np.abs(np.asarray(load_exported(out)(x)) - y["0"]).max()) < 1e-4
+
+
+def _optimizer_vars(path):
+    import io
+
+    import h5py
+    with zipfile.ZipFile(path) as zf, h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as f:
+        g = f["optimizer/vars"]
+        return [np.asarray(g[str(i)][()]) for i in range(len(g))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_keras_optimizer_state_is_restored_and_written_back(tmp_path, kind):
+    src = os.path.join(HERE, f"{kind}.keras")
+    model = load_model(src)
+    ref = _optimizer_vars(src)
+    state = model._restored_opt_state
+    assert int(state.iterations) == int(ref[0]) > 0
+    np.testing.assert_allclose(float(state.learning_rate), float(ref[1]))
+    out = str(tmp_path / f"{kind}.keras")
+    model.save(out)
+    written = _optimizer_vars(out)
+    assert len(written) == len(ref)
+    for a, b in zip(written, ref):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_keras_rmsprop_slots_follow_keras_layer_names():
+    # ticket's RMSprop: Keras lists velocities in its own layer order (department before priority); the
+    # department kernel's velocity (15, 3) must land on fncompiler's department kernel whatever its position.
+    src = os.path.join(HERE, "ticket.keras")
+    model = load_model(src)
+    ref = [a for a in _optimizer_vars(src)[2:] if a.shape == (15, 3)]
+    velocities = model._restored_opt_state.inner[-1].velocities
+    i = [id(w) for w in model.trainable_weights].index(id(model.get_layer("department").kernel))
+    np.testing.assert_array_equal(np.asarray(velocities[i]), ref[0])

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from . import file_format, keras_format, keras_h5, serialization
+from . import file_format, keras_format, keras_h5, keras_optimizer, serialization
 
 KERAS_VERSION = "3.15.1"  # the Keras 3 release whose format this writes (and the fixtures were made with)
 _MODULES = {"Functional": "keras.src.models.functional", "Model": "keras.src.models.functional",
@@ -102,9 +102,20 @@ def weight_entries(model, prefix=""):
     return entries
 
 
-def weights_bytes(model):
+def _optimizer_entry(model):
+    trainer = getattr(model, "_trainer", None)
+    state = getattr(trainer, "opt_state", None) if trainer is not None else None
+    if state is None:
+        state = model.__dict__.get("_restored_opt_state")
+    if state is None or getattr(model, "optimizer", None) is None:
+        return []
+    arrays = keras_optimizer.state_to_keras(model, state)
+    return [] if arrays is None else [("optimizer", model.optimizer.name, arrays)]
+
+
+def weights_bytes(model, include_optimizer=True):
     buf = io.BytesIO()
-    keras_h5.write_tree(buf, weight_entries(model))
+    keras_h5.write_tree(buf, weight_entries(model) + (_optimizer_entry(model) if include_optimizer else []))
     return buf.getvalue()
 
 
@@ -118,4 +129,4 @@ def save_keras_model(model, path):
 
 
 def save_keras_weights(model, path):
-    file_format.atomic_write(path, weights_bytes(model))
+    file_format.atomic_write(path, weights_bytes(model, include_optimizer=False))

@@ -9,7 +9,7 @@ Whatever goes wrong surfaces as ModelFileError or UnsafeConfigError (both ValueE
 import json
 import os
 
-from . import file_format, guard, keras_format, keras_h5, keras_writer, serialization, weights_io
+from . import file_format, guard, keras_format, keras_h5, keras_optimizer, keras_writer, serialization, weights_io
 from .errors import ModelFileError, UnsafeConfigError
 
 _TOP_LEVEL_KEYS = {"module", "class_name", "config", "registered_name", "build_config", "compile_config"}
@@ -194,6 +194,10 @@ def _load_keras_model(path, custom_objects, compile, safe_mode):
         compile_config = keras_format.keras_config_to_ours(compile_config, path)
         kwargs = _wrap("reading the compile config", path, compile_kwargs_from_config, compile_config, custom_objects)
         _wrap("compiling the loaded model", path, model.compile, **kwargs)
+        arrays = tree.vars_of("optimizer")
+        if arrays:
+            model._restored_opt_state = _wrap("reading the optimizer state", path, keras_optimizer.state_from_keras,
+                                              model, arrays, config, member)
     return model
 
 
