@@ -159,3 +159,26 @@ def test_not_hdf5_member_is_refused(tmp_path):
     members["model.weights.h5"] = b"not an hdf5 file at all"
     with pytest.raises(ModelFileError, match="not an HDF5 file"):
         load_model(_write(tmp_path, members))
+
+
+def test_unsupported_layer_class_names_it_and_lists_supported(tmp_path):
+    def edit(config):
+        _dense_layer(config)["class_name"] = "EinsumDense"
+    with pytest.raises(UnsafeConfigError, match="Unknown class 'EinsumDense'.*supports: .*Dense.*LSTM"):
+        load_model(_with_config(tmp_path, edit))
+
+
+def test_custom_class_in_keras_file_resolves_only_through_custom_objects(tmp_path):
+    class MyDense(layers.Dense):
+        pass
+
+    def edit(config):
+        layer = _dense_layer(config)
+        layer["module"], layer["class_name"], layer["registered_name"] = "my_pkg.layers", "MyDense", "my_pkg>MyDense"
+    path = _with_config(tmp_path, edit)
+    with pytest.raises(UnsafeConfigError, match="MyDense"):
+        load_model(path)
+    model = load_model(path, custom_objects={"my_pkg>MyDense": MyDense})
+    assert any(type(layer) is MyDense for layer in model.layers)
+    d = np.load(os.path.join(HERE, "mlp.npz"))
+    np.testing.assert_allclose(model.predict(d["x:features"], verbose=0), d["y:0"], atol=1e-4)
