@@ -43,7 +43,7 @@ def _normalize_inner(inner, where):
                 raise ModelFileError(f"{where}: the Keras option {key}={value!r} is not supported by fncompiler "
                                      f"(only {key}={_NEUTRAL[key]!r}, the default, is).")
             continue
-        out[key] = _normalize(value, f"{where}.{key}")
+        out[key] = normalize(value, f"{where}.{key}")
     return out
 
 
@@ -51,9 +51,10 @@ _MODEL_CLASSES = ("Functional", "Model")
 _KEEP_BUILD = ("Sequential",)
 
 
-def _fix_functional(obj):
+def shift_nested_refs(obj, delta):
     """Keras numbers a nested Functional's calls from 1 in input_layers/output_layers (node 0 is the model's own
-    construction) but from 0 in inbound_nodes; fncompiler numbers both from 0."""
+    construction) but from 0 in inbound_nodes; fncompiler numbers both from 0. Shift the references to nested
+    models in `obj`'s input/output layers by `delta` (-1 reading a Keras config, +1 writing one), in place."""
     inner = obj.get("config")
     if obj.get("class_name") not in _MODEL_CLASSES or not isinstance(inner, dict) or \
             not isinstance(inner.get("layers"), list):
@@ -63,12 +64,12 @@ def _fix_functional(obj):
 
     def fix(ref):
         if isinstance(ref, list) and len(ref) == 3 and isinstance(ref[0], str) and isinstance(ref[1], int):
-            if ref[0] in nested:
-                if ref[1] < 1:
-                    raise ModelFileError(f"config.json: the reference {ref} to the nested model {ref[0]!r} "
-                                         "names its construction node, not a call.")
-                return [ref[0], ref[1] - 1, ref[2]]
-            return ref
+            if ref[0] not in nested:
+                return ref
+            if ref[1] + delta < 0:
+                raise ModelFileError(f"config.json: the reference {ref} to the nested model {ref[0]!r} names its "
+                                     "construction node, not a call.")
+            return [ref[0], ref[1] + delta, ref[2]]
         if isinstance(ref, list):
             return [fix(r) for r in ref]
         if isinstance(ref, dict):
@@ -80,11 +81,6 @@ def _fix_functional(obj):
 
 
 def normalize(obj, where="config.json"):
-    out = _normalize(obj, where)
-    return out
-
-
-def _normalize(obj, where):
     """A copy of a Keras config tree with Keras-only options removed (or refused when they are not neutral)."""
     if isinstance(obj, list):
         return [normalize(v, where) for v in obj]
@@ -94,10 +90,10 @@ def _normalize(obj, where):
         inner = obj["config"]
         name = inner.get("name", obj.get("name"))
         label = f"{where} ({obj['class_name']} {name!r})" if isinstance(name, str) else f"{where} ({obj['class_name']})"
-        out = {k: _normalize(v, where) for k, v in obj.items() if k not in ("config",) and k not in _DROP_ALWAYS}
+        out = {k: normalize(v, where) for k, v in obj.items() if k not in ("config",) and k not in _DROP_ALWAYS}
         out["config"] = _normalize_inner(inner, label)
         if str(out.get("module", "")).startswith("keras") and out["class_name"] not in _KEEP_BUILD:
             out.pop("build_config", None)  # the functional graph builds built-in layers; Keras's shapes_dict differs
-        _fix_functional(out)
+        shift_nested_refs(out, -1)
         return out
-    return {k: _normalize(v, where) for k, v in obj.items() if k not in _DROP_ALWAYS}
+    return {k: normalize(v, where) for k, v in obj.items() if k not in _DROP_ALWAYS}

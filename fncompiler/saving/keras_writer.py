@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from . import file_format, keras_format, keras_h5, keras_optimizer, serialization
+from . import file_format, keras_config as keras_config_lib, keras_format, keras_h5, keras_optimizer, serialization
 
 KERAS_VERSION = "3.15.1"  # the Keras 3 release whose format this writes (and the fixtures were made with)
 _MODULES = {"Functional": "keras.src.models.functional", "Model": "keras.src.models.functional",
@@ -50,28 +50,8 @@ def _to_keras(obj, key=None):
         out.setdefault("registered_name", None)
         if out["module"] is None:
             out.pop("module")
-        _shift_nested(out)
+        keras_config_lib.shift_nested_refs(out, +1)
     return out
-
-
-def _shift_nested(obj):
-    """Keras counts a nested Functional's calls from 1 in input_layers/output_layers (keras_config undoes it)."""
-    inner = obj["config"]
-    if obj["class_name"] not in ("Functional", "Model") or not isinstance(inner.get("layers"), list):
-        return
-    nested = {layer.get("name") for layer in inner["layers"] if layer.get("class_name") in ("Functional", "Model")}
-
-    def fix(ref):
-        if isinstance(ref, list) and len(ref) == 3 and isinstance(ref[0], str) and isinstance(ref[1], int):
-            return [ref[0], ref[1] + 1, ref[2]] if ref[0] in nested else ref
-        if isinstance(ref, list):
-            return [fix(r) for r in ref]
-        if isinstance(ref, dict):
-            return {k: fix(v) for k, v in ref.items()}
-        return ref
-    for key in ("input_layers", "output_layers"):
-        if key in inner:
-            inner[key] = fix(inner[key])
 
 
 def keras_config(model):

@@ -134,22 +134,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if keras_format.is_keras_archive(path):
         return _load_keras_model(path, custom_objects, compile, safe_mode)
     members = file_format.read_members(path)
-    config = file_format.parse_json(members["config.json"], "config.json")
-    if not isinstance(config, dict):
-        raise ModelFileError(f"config.json of {path!r} must hold an object; found {type(config).__name__}.")
-    _scan_config(config)
-    # Keys this version does not know (a newer minor version's optional fields) are ignored: never read.
-    config = {k: v for k, v in config.items() if k in _TOP_LEVEL_KEYS}
-    compile_config = config.pop("compile_config", None)
+    config, compile_config = _read_config(members, path)
     table = weights_io.read_table(members["weights.msgpack"])
-
-    def build():
-        with guard.budget(table.num_elements):
-            return serialization.deserialize_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
-    model = _wrap("rebuilding the model from config.json", path, build)
-    from ..layers.layer import Layer
-    if not isinstance(model, Layer) or not hasattr(model, "compile"):
-        raise ModelFileError(f"config.json of {path!r} describes a {type(model).__name__}, not a model.")
+    model = _rebuild(config, path, custom_objects, safe_mode, table.num_elements)
     values = _wrap("reading weights.msgpack", path, weights_io.match_weights, table, model.weights)
     for var, value in zip(model.weights, values):
         var.assign(value)
@@ -162,6 +149,17 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                 return weights_io.read_state(members["optimizer.msgpack"], target)
             model._restored_opt_state = _wrap("reading optimizer.msgpack", path, restore)
     return model
+
+
+def _read_config(members, path):
+    """(model config, compile config) from config.json, checked (_scan_config) before anything is built."""
+    config = file_format.parse_json(members["config.json"], "config.json")
+    if not isinstance(config, dict):
+        raise ModelFileError(f"config.json of {path!r} must hold an object; found {type(config).__name__}.")
+    _scan_config(config)
+    # Keys this version does not know (a newer minor version's optional fields) are ignored: never read.
+    config = {k: v for k, v in config.items() if k in _TOP_LEVEL_KEYS}
+    return config, config.pop("compile_config", None)
 
 
 def _rebuild(config, path, custom_objects, safe_mode, budget):
@@ -178,12 +176,7 @@ def _rebuild(config, path, custom_objects, safe_mode, budget):
 def _load_keras_model(path, custom_objects, compile, safe_mode):
     """A Keras 3 archive: same checks and registries as ours; weights by Keras's HDF5 paths (keras_format)."""
     members = keras_format.read_keras_members(path)
-    config = file_format.parse_json(members["config.json"], "config.json")
-    if not isinstance(config, dict):
-        raise ModelFileError(f"config.json of {path!r} must hold an object; found {type(config).__name__}.")
-    _scan_config(config)
-    config = {k: v for k, v in config.items() if k in _TOP_LEVEL_KEYS}
-    compile_config = config.pop("compile_config", None)
+    config, compile_config = _read_config(members, path)
     config = keras_format.keras_config_to_ours(config, path)
     member = f"model.weights.h5 of {path!r}"
     tree = keras_h5.read_tree(members["model.weights.h5"], member)
