@@ -49,9 +49,9 @@ def _ticket():
     title = keras.Input(shape=(None,), name="title")
     body = keras.Input(shape=(None,), name="body")
     tags = keras.Input(shape=(5,), name="tags")
-    t = layers.LSTM(6)(layers.Embedding(50, 8)(title))
-    b = layers.GRU(4)(layers.Embedding(50, 8)(body))
-    x = layers.concatenate([t, b, tags])
+    t = layers.LSTM(6, name="lstm")(layers.Embedding(50, 8, name="embedding")(title))
+    b = layers.GRU(4, name="gru")(layers.Embedding(50, 8, name="embedding_1")(body))
+    x = layers.concatenate([t, b, tags], name="concatenate")
     return keras.Model({"title": title, "body": body, "tags": tags},
                        {"priority": layers.Dense(1, name="priority")(x),
                         "department": layers.Dense(3, name="department")(x)})

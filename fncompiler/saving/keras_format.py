@@ -123,13 +123,16 @@ def _match(model, tree, member, prefix, pairs):
     by_name = {layer.name: layer for layer in model.layers}
     by_group = keras_group_names(model)
     groups = [g for g in tree.children(_join(prefix, "layers"))]
+    # Names are used only when every group's name is a layer of this model (auto-generated names of another
+    # session could otherwise point at the wrong layer); else Keras's own addressing, as Keras loads.
+    by_name_complete = all(tree.names.get(_join(prefix, "layers", g)) in by_name for g in groups)
     seen = set()
     for g in groups:
         gpath = _join(prefix, "layers", g)
         name = tree.names.get(gpath)
         # By name first; a file whose layers were named differently (auto-generated names of another session)
         # falls back on Keras's own addressing: the k-th layer of that class in model.layers.
-        layer = by_name.get(name) or by_group.get(g)
+        layer = (by_name if by_name_complete else by_group).get(name if by_name_complete else g)
         if layer is None:
             if tree.vars_of(gpath) or any(p.startswith(gpath + "/") for p in tree.arrays):
                 raise ModelFileError(f"{member}: group {gpath!r} holds weights of a layer named {name!r}, which the "
