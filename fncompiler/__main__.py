@@ -1,4 +1,4 @@
-"""Command line: `python -m fncompiler demo` / `export` / `bench` (or the `fncompiler` script)."""
+"""Command line: `python -m fncompiler demo` / `export` / `convert` / `bench` (or the `fncompiler` script)."""
 import argparse
 import os
 import subprocess
@@ -26,6 +26,9 @@ def main(argv=None):
     from .runtime import export as export_cli
     export_cli.configure_parser(sub.add_parser("export", help="print a saved model's StableHLO (--mlir) or write an "
                                                "ahead-of-time artifact (-o FILE); see docs/export.md"))
+    from . import convert as convert_cli
+    convert_cli.configure_parser(sub.add_parser("convert", help="load a Keras 3 .keras file, compile it, print the "
+                                                "pass report and write an AOT artifact (--export FILE)"))
     bench = sub.add_parser("bench", help="run a benchmark: fit (default), passes, scaling, constant_folding or xla_options; further arguments "
                                          "go to it (e.g. `fncompiler bench fit --quick`); see docs/benchmarks.md")
     bench.add_argument("which", nargs="?", default="fit", choices=("fit", "passes", "scaling", "constant_folding", "xla_options"))
@@ -37,6 +40,8 @@ def main(argv=None):
         from .demo import main as demo_main
         accuracy = demo_main(epochs=args.epochs, seed=args.seed)
         return 0 if accuracy >= 0.93 else 1
+    if args.command == "convert":
+        return convert_cli.cli_main(args)
     if args.command == "export":
         return export_cli.cli_main(args)
     parser.print_help()

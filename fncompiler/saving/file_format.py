@@ -60,8 +60,10 @@ def _new_file_mode(path):
     return 0o666 & ~umask
 
 
-def atomic_write(path, members):
-    """Write {name: bytes} as a zip at `path`: temp file in the same folder, fsync, rename.
+def atomic_write(path, members, hashes=True):
+    """Write {name: bytes} as a zip at `path`: temp file in the same folder, fsync, rename. `hashes=False` leaves
+    out hashes.json (Keras's archives have none); `members` given as bytes is written as the whole file (an
+    HDF5 weights file).
 
     Either the whole new file is at `path` afterwards or (on any error, including KeyboardInterrupt) the old file
     is untouched and the temp file is removed. A process killed while writing (kill -9, power loss) cannot
@@ -74,15 +76,17 @@ def atomic_write(path, members):
     if os.path.isdir(path):
         raise IsADirectoryError(f"Cannot save to {path!r}: it is a directory. Pass a file path, e.g. 'model.fnc'.")
     remove_stale_temp_files(folder)
-    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
+    raw = members if isinstance(members, bytes) else None
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()} \
+        if hashes and raw is None else None
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name, data in members.items():
-                    zf.writestr(name, data)
-                zf.writestr("hashes.json", json.dumps(hashes, indent=1))
+            if raw is not None:
+                fh.write(raw)
+            else:
+                _write_zip(fh, members, digests)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
@@ -167,6 +171,14 @@ def remove_stale_temp_files(folder):
     return removed
 
 
+def _write_zip(fh, members, digests):
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        if digests is not None:
+            zf.writestr("hashes.json", json.dumps(digests, indent=1))
+
+
 def _fsync_folder(folder):
     """Make the rename durable (POSIX); best effort elsewhere."""
     try:
@@ -240,7 +252,7 @@ def read_member(zf, info, path):
 
 
 def read_members(path, required=("metadata.json", "config.json", "weights.msgpack"), allowed=None, check_meta=None,
-                 what="model file", exact_hashes=False):
+                 what="model file", exact_hashes=False, hashes=True):
     """Read and check the file's members into memory; raise ModelFileError/OSError with a clear message.
 
     The same reader serves other zip files of the project (runtime/checkpoint.py): `allowed` (the member names
@@ -251,7 +263,8 @@ def read_members(path, required=("metadata.json", "config.json", "weights.msgpac
     Order of checks: the file exists and is not too large; the zip directory is small; member names are plain
     (no '..', no absolute paths) and unique; metadata.json is read first and its format version checked (so a
     newer file says so rather than failing on a member this version does not know); then only known members,
-    each within its size and compression-ratio limits; then sha256 of every member against hashes.json.
+    each within its size and compression-ratio limits; then sha256 of every member against hashes.json
+    (`hashes=False`: a file format that has none, i.e. Keras's archives).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -290,9 +303,11 @@ def read_members(path, required=("metadata.json", "config.json", "weights.msgpac
             for info in infos:
                 if info.filename not in members:
                     members[info.filename] = read_member(zf, info, path)
-    for name in tuple(required) + ("metadata.json", "hashes.json"):
+    for name in tuple(required) + ("metadata.json",) + (("hashes.json",) if hashes else ()):
         if name not in members:
             raise ModelFileError(f"{path!r} is missing {name!r}: not a complete fncompiler {what}.")
+    if not hashes:
+        return members
     hashes = parse_json(members["hashes.json"], "hashes.json")
     if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
         raise ModelFileError(f"hashes.json of {path!r} must map member names to sha256 hex digests.")

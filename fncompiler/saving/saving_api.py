@@ -9,7 +9,7 @@ Whatever goes wrong surfaces as ModelFileError or UnsafeConfigError (both ValueE
 import json
 import os
 
-from . import file_format, guard, serialization, weights_io
+from . import file_format, guard, keras_format, keras_h5, keras_optimizer, keras_writer, serialization, weights_io
 from .errors import ModelFileError, UnsafeConfigError
 
 _TOP_LEVEL_KEYS = {"module", "class_name", "config", "registered_name", "build_config", "compile_config"}
@@ -25,6 +25,8 @@ def save_model(model, filepath, overwrite=True, **kwargs):
     if kwargs:
         raise TypeError(f"save_model got unexpected arguments {sorted(kwargs)}.")
     _check_overwrite(filepath, overwrite)
+    if os.fspath(filepath).endswith(".keras"):
+        return keras_writer.save_keras_model(model, filepath)
     config = serialization.serialize_object(model)
     config["compile_config"] = model.get_compile_config() if hasattr(model, "get_compile_config") else None
     members = {
@@ -131,23 +133,12 @@ def _wrap(what, path, fn, *args, **kwargs):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Rebuild a model saved with `save_model`. Refuses unknown classes, code and malformed files (see docs)."""
     path = os.fspath(filepath)
+    if keras_format.is_keras_archive(path):
+        return _load_keras_model(path, custom_objects, compile, safe_mode)
     members = file_format.read_members(path)
-    config = file_format.parse_json(members["config.json"], "config.json")
-    if not isinstance(config, dict):
-        raise ModelFileError(f"config.json of {path!r} must hold an object; found {type(config).__name__}.")
-    _scan_config(config)
-    # Keys this version does not know (a newer minor version's optional fields) are ignored: never read.
-    config = {k: v for k, v in config.items() if k in _TOP_LEVEL_KEYS}
-    compile_config = config.pop("compile_config", None)
+    config, compile_config = _read_config(members, path)
     table = weights_io.read_table(members["weights.msgpack"])
-
-    def build():
-        with guard.budget(table.num_elements):
-            return serialization.deserialize_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
-    model = _wrap("rebuilding the model from config.json", path, build)
-    from ..layers.layer import Layer
-    if not isinstance(model, Layer) or not hasattr(model, "compile"):
-        raise ModelFileError(f"config.json of {path!r} describes a {type(model).__name__}, not a model.")
+    model = _rebuild(config, path, custom_objects, safe_mode, table.num_elements)
     values = _wrap("reading weights.msgpack", path, weights_io.match_weights, table, model.weights)
     for var, value in zip(model.weights, values):
         var.assign(value)
@@ -162,14 +153,64 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
+def _read_config(members, path):
+    """(model config, compile config) from config.json, checked (_scan_config) before anything is built."""
+    config = file_format.parse_json(members["config.json"], "config.json")
+    if not isinstance(config, dict):
+        raise ModelFileError(f"config.json of {path!r} must hold an object; found {type(config).__name__}.")
+    _scan_config(config)
+    # Keys this version does not know (a newer minor version's optional fields) are ignored: never read.
+    config = {k: v for k, v in config.items() if k in _TOP_LEVEL_KEYS}
+    return config, config.pop("compile_config", None)
+
+
+def _rebuild(config, path, custom_objects, safe_mode, budget):
+    def build():
+        with guard.budget(budget):
+            return serialization.deserialize_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
+    model = _wrap("rebuilding the model from config.json", path, build)
+    from ..layers.layer import Layer
+    if not isinstance(model, Layer) or not hasattr(model, "compile"):
+        raise ModelFileError(f"config.json of {path!r} describes a {type(model).__name__}, not a model.")
+    return model
+
+
+def _load_keras_model(path, custom_objects, compile, safe_mode):
+    """A Keras 3 archive: same checks and registries as ours; weights by Keras's HDF5 paths (keras_format)."""
+    members = keras_format.read_keras_members(path)
+    config, compile_config = _read_config(members, path)
+    config = keras_format.keras_config_to_ours(config, path)
+    member = f"model.weights.h5 of {path!r}"
+    tree = keras_h5.read_tree(members["model.weights.h5"], member)
+    budget = sum(int(a.size) for a in tree.arrays.values())
+    model = _rebuild(config, path, custom_objects, safe_mode, budget)
+    keras_format.assign_from_tree(model, tree, member)
+    if compile and compile_config:
+        compile_config = keras_format.keras_config_to_ours(compile_config, path)
+        kwargs = _wrap("reading the compile config", path, compile_kwargs_from_config, compile_config, custom_objects)
+        _wrap("compiling the loaded model", path, model.compile, **kwargs)
+        arrays = tree.vars_of("optimizer")
+        if arrays:
+            model._restored_opt_state = _wrap("reading the optimizer state", path, keras_optimizer.state_from_keras,
+                                              model, arrays, config, member)
+    return model
+
+
 def save_weights(model, filepath, overwrite=True):
     _check_overwrite(filepath, overwrite)
+    if os.fspath(filepath).endswith(".h5"):
+        return keras_writer.save_keras_weights(model, os.fspath(filepath))
     members = {"metadata.json": json.dumps(file_format.metadata(), indent=1).encode(),
                "weights.msgpack": weights_io.weights_to_bytes(model.weights)}
     file_format.atomic_write(filepath, members)
 
 
 def load_weights(model, filepath, skip_mismatch=False):
+    if keras_format.is_hdf5(os.fspath(filepath)):
+        if skip_mismatch:
+            raise ValueError("skip_mismatch=True is not supported for Keras .weights.h5 files.")
+        keras_format.load_keras_weights(model, os.fspath(filepath))
+        return
     members = file_format.read_members(filepath, required=("metadata.json", "weights.msgpack"))
     values = weights_io.read_weights(members["weights.msgpack"], model.weights, skip_mismatch=skip_mismatch)
     for var, value in zip(model.weights, values):

@@ -54,7 +54,8 @@ def resolve_class(class_name, registered_name=None, custom_objects=None):
         f"Unknown class {class_name!r} in the model config. fncompiler resolves class names only among its own "
         f"layers and models, classes registered with @fncompiler.saving.register_serializable, and the "
         f"custom_objects you pass: load_model(path, custom_objects={{{class_name!r}: {class_name}}}). Nothing is "
-        "imported by name from a file.")
+        "imported by name from a file. Built-in classes fncompiler supports: "
+        f"{', '.join(sorted(builtin_classes()))}.")
 
 
 _LAMBDA_CODE_KEYS = ("code", "bytecode", "closure", "defaults", "function_type", "module")
