@@ -162,6 +162,16 @@ class Trainer:
         ys = data_lib.flatten_y(self.cfg.output_names, self.cfg.has_loss, y)
         if all(t is None for t in ys) and any(self.cfg.has_loss):
             raise ValueError(f"Model {self.model.name!r} was compiled with a loss, but no targets `y` were given.")
+        if isinstance(sample_weight, (dict, list, tuple)):
+            if len(sample_weight) == 1 and len(self.cfg.output_names) == 1:
+                sample_weight = next(iter(sample_weight.values())) if isinstance(sample_weight, dict) \
+                    else sample_weight[0]
+            else:
+                raise ValueError(
+                    f"sample_weight: a {type(sample_weight).__name__} of per-output weights was given to model "
+                    f"{self.model.name!r} (outputs {list(self.cfg.output_names)}); fncompiler applies one array of "
+                    "shape (n,) (or (n, ...) matching the targets) to every output and does not support per-output "
+                    "sample weights yet. Pass one array, or weigh the outputs with compile(loss_weights=...).")
         sw = None if sample_weight is None else data_lib.to_host(sample_weight, "sample_weight").astype(np.float32)
         n = data_lib.check_lengths(xs, ys, sw)
         return xs, ys, sw, n

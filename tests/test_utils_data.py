@@ -293,3 +293,19 @@ def test_get_file_finds_cached_files_extracts_and_refuses_downloads(tmp_path, mo
     assert (tmp_path / "datasets" / "pack_extracted" / "pack" / "readme.txt").read_text() == "hi"
     with pytest.raises(FileNotFoundError, match="never downloads"):
         utils.get_file("data.csv", origin="x", force_download=True)
+
+
+def test_per_output_sample_weight_is_refused_clearly_and_one_entry_unwrapped():
+    import fncompiler as keras
+    from fncompiler import layers
+    i = keras.Input((3,))
+    m = keras.Model(i, {"a": layers.Dense(1, name="a")(i), "b": layers.Dense(1, name="b")(i)})
+    m.compile(loss="mse", optimizer="sgd")
+    x, y = np.ones((4, 3), "float32"), {"a": np.ones((4, 1)), "b": np.ones((4, 1))}
+    with pytest.raises(ValueError, match=r"sample_weight: a dict of per-output weights.*outputs \['a', 'b'\]"):
+        m.fit(x, y, sample_weight={"a": np.ones(4), "b": np.zeros(4)}, epochs=1, verbose=0)
+    single = keras.Model(i, layers.Dense(1)(i))
+    single.compile(loss="mse", optimizer="sgd")
+    w = np.array([1.0, 0.0, 2.0, 1.0], "float32")
+    ref = single.evaluate(x, np.zeros((4, 1)), sample_weight=w, verbose=0)
+    assert single.evaluate(x, np.zeros((4, 1)), sample_weight=[w], verbose=0) == pytest.approx(ref)
