@@ -1,7 +1,5 @@
 """Activation layers (ReLU, LeakyReLU, PReLU, ELU, Softmax) and misc layers (Rescaling, GaussianNoise,
 GaussianDropout, SpatialDropout1D/2D, ActivityRegularization) vs NumPy references of the Keras 3 formulas."""
-import json
-
 import numpy as np
 import pytest
 
@@ -10,6 +8,7 @@ import jax.numpy as jnp
 
 import fncompiler as keras
 from fncompiler import layers as L
+from layer_config_check import round_trip
 
 
 @pytest.fixture(autouse=True)
@@ -17,14 +16,6 @@ def _exact_matmuls():
     """float32 matmuls at full precision (GPUs may otherwise use TF32), so the tolerances hold anywhere."""
     with jax.default_matmul_precision("highest"):
         yield
-
-
-def round_trip(layer):
-    config = layer.get_config()
-    json.dumps(config)
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    return clone
 
 
 @pytest.fixture
