@@ -49,9 +49,7 @@ def _snake(name):
 
 
 def _class_name(layer):
-    # EfficientNet's stand-in for layers.Normalization where that layer is not available has Keras's weights
-    name = type(layer).__name__
-    return "Normalization" if name == "_FixedNormalization" else name
+    return type(layer).__name__
 
 
 def _layer_name(layer):

@@ -5,15 +5,13 @@ file, nothing is downloaded."""
 import copy
 import math
 
-import jax.numpy as jnp
 
-from .. import layers as _layers
 from ..layers.convolutional import Conv2D, DepthwiseConv2D
-from ..layers.layer import Layer
 from ..layers.core import Activation, Dropout
 from ..layers.merging import add, multiply
 from ..layers.misc import Rescaling
 from ..layers.normalization import BatchNormalization
+from ..layers.preprocessing import Normalization
 from ..layers.pooling import GlobalAveragePooling2D
 from ..layers.reshaping import Reshape
 from ..layers.spatial import ZeroPadding2D
@@ -40,29 +38,6 @@ CONV_KERNEL_INITIALIZER = {"class_name": "VarianceScaling",
                            "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"}}
 DENSE_KERNEL_INITIALIZER = {"class_name": "VarianceScaling",
                             "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"}}
-
-
-class _FixedNormalization(Layer):
-    """Stand-in for `layers.Normalization(axis=3)` where that layer is not available: the same weights (mean,
-    variance, count; not trainable) and `(x - mean) / max(sqrt(variance), epsilon)`."""
-
-    def build(self, input_shape):
-        c = (input_shape[-1],)
-        self.mean = self.add_weight(shape=c, name="mean", initializer="zeros", trainable=False)
-        self.variance = self.add_weight(shape=c, name="variance", initializer="ones", trainable=False)
-        self.count = self.add_weight(shape=(), name="count", dtype="int32", initializer="zeros", trainable=False)
-
-    def call(self, inputs):
-        std = jnp.maximum(jnp.sqrt(self.variance.value), 1e-7)
-        return (inputs - self.mean.value) / std
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-
-def _normalization():
-    cls = getattr(_layers, "Normalization", None)
-    return cls(axis=3) if cls is not None else _FixedNormalization(name="normalization")
 
 
 def _block(inputs, activation="swish", drop_rate=0.0, name="", filters_in=32, filters_out=16, kernel_size=3,
@@ -122,7 +97,7 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
         return int(math.ceil(depth_coefficient * repeats))
 
     x = Rescaling(1.0 / 255.0)(img)
-    x = _normalization()(x)
+    x = Normalization(axis=3)(x)
     x = ZeroPadding2D(padding=_common.correct_pad(x, 3), name="stem_conv_pad")(x)
     x = Conv2D(round_filters(32), 3, strides=2, padding="valid", use_bias=False,
                kernel_initializer=CONV_KERNEL_INITIALIZER, name="stem_conv")(x)
