@@ -34,6 +34,18 @@ def epoch_items(x, steps=None, shuffle=False):
     return _limited(iter(x), steps)
 
 
+def begin_epoch(x):
+    """Call a PyDataset's `on_epoch_begin` before a pass over it (other sources have no hooks)."""
+    if isinstance(x, PyDataset):
+        x.on_epoch_begin()
+
+
+def end_epoch(x):
+    """Call a PyDataset's `on_epoch_end` after a pass over it (other sources have no hooks)."""
+    if isinstance(x, PyDataset):
+        x.on_epoch_end()
+
+
 def _limited(it, steps):
     for i, item in enumerate(it):
         if steps is not None and i >= steps:

@@ -278,8 +278,7 @@ class Trainer:
             bar = Progbar(steps, verbose=verbose)
             done = 0
             if generator:
-                if isinstance(source, data_sources.PyDataset):
-                    source.on_epoch_begin()
+                data_sources.begin_epoch(source)
                 batches = self._generator_batches(source, steps, shuffle=shuffle, class_weight=class_weight)
             else:
                 order = np.random.permutation(n) if shuffle else None
@@ -304,8 +303,8 @@ class Trainer:
                     break
             if tuner is not None:
                 tuner.epoch_end(state)
-            if generator and isinstance(source, data_sources.PyDataset):
-                source.on_epoch_end()
+            if generator:
+                data_sources.end_epoch(source)
             epoch_logs = self._logs(state[3])
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, list) \
                 else (epoch + 1) % validation_freq == 0
@@ -395,13 +394,11 @@ class Trainer:
         """Metric logs of one pass over a batch source (a PyDataset gets its epoch hooks)."""
         eval_step = self._eval_step(tuned)
         states = self._fresh_metric_states()
-        if isinstance(source, data_sources.PyDataset):
-            source.on_epoch_begin()
+        data_sources.begin_epoch(source)
         for i, bx, by, bsw in self._generator_batches(source, steps):
             states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
                                None if bsw is None else placement.place_batch([bsw])[0])
-        if isinstance(source, data_sources.PyDataset):
-            source.on_epoch_end()
+        data_sources.end_epoch(source)
         return self._logs(states)
 
     # -- evaluate ----------------------------------------------------------------------------------
@@ -485,14 +482,12 @@ class Trainer:
         cbs.on_predict_begin()
         outs = []
         if xs is None:
-            if isinstance(x, data_sources.PyDataset):
-                x.on_epoch_begin()
+            data_sources.begin_epoch(x)
             for i, item in enumerate(data_sources.epoch_items(x, steps)):
                 bx, _, _ = data_lib.unpack_batch(tuple(item) if isinstance(item, list) else item)
                 outs.append(run(data_lib.flatten_x(self.model, bx)))
                 cbs.on_predict_batch_end(i, {})
-            if isinstance(x, data_sources.PyDataset):
-                x.on_epoch_end()
+            data_sources.end_epoch(x)
         elif steps is not None:
             n = min(data_lib.num_samples(xs), int(steps) * cap)
             for i, idx in self._batches(n, cap, None):
