@@ -169,12 +169,18 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
         raise ValueError("affine_transform: `transform` must have shape (8,) or (batch, 8); received shape "
                          f"{transform.shape}.")
     x, undo = _to_channels_last(images, data_format)
-    batch, height, width, _ = x.shape
+    batch = x.shape[0]
     transform = jnp.broadcast_to(transform.reshape(-1, 8), (batch, 8)).astype(
         x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
-    rows, cols = jnp.meshgrid(jnp.arange(height, dtype=transform.dtype), jnp.arange(width, dtype=transform.dtype),
-                              indexing="ij")
-    order = AFFINE_INTERPOLATIONS[interpolation]
+    return undo(sample_affine(x, transform, AFFINE_INTERPOLATIONS[interpolation], fill_mode, fill_value))
+
+
+def sample_affine(images, transforms, order, fill_mode, fill_value):
+    """The warp behind `affine_transform` (and the augmentation layers): `images` (N, H, W, C), `transforms`
+    (N, 8) in the dtype the sampling points are computed in, `order` the spline order; no argument checks."""
+    _, height, width, _ = images.shape
+    rows, cols = jnp.meshgrid(jnp.arange(height, dtype=transforms.dtype),
+                              jnp.arange(width, dtype=transforms.dtype), indexing="ij")
 
     def one(image, t):
         k = t[6] * cols + t[7] * rows + 1
@@ -185,8 +191,7 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
             return jax.scipy.ndimage.map_coordinates(plane, [src_rows, src_cols], order=order, mode=fill_mode,
                                                      cval=fill_value)
         return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
-    out = jax.vmap(one)(x, transform).astype(x.dtype)
-    return undo(out)
+    return jax.vmap(one)(images, transforms).astype(images.dtype)
 
 
 def _edges(start, end, target, extent, names, what, sign):

@@ -60,27 +60,16 @@ def smart_resize(images, height, width, fmt, interpolation="bilinear"):
 def affine_transform(images, transforms, interpolation, fill_mode, fill_value, fmt):
     """Keras's JAX `image.affine_transform`: output pixel (y, x) reads the input at
     (b0*x + b1*y + b2, a0*x + a1*y + a2) for each image's transform [a0, a1, a2, b0, b1, b2, c0, c1]
-    (the projective terms are ignored, as Keras's JAX backend does)."""
+    (the layers' transforms have no projective terms), sampled in float32 (ops.image.sample_affine)."""
+    from ...ops.image import sample_affine   # at trace time: ops.image imports the layers package
     unbatched = images.ndim == 3
     if unbatched:
         images = images[None]
         transforms = transforms.reshape(1, 8)
     if fmt == "channels_first":
         images = jnp.moveaxis(images, 1, -1)
-    _, h, w, _ = images.shape
-    ys, xs = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
-    order = AFFINE_INTERPOLATIONS[interpolation]
-
-    def one(image, t):
-        t = t.astype(jnp.float32)
-        src_y = t[3] * xs + t[4] * ys + t[5]
-        src_x = t[0] * xs + t[1] * ys + t[2]
-
-        def channel(c):
-            return jax.scipy.ndimage.map_coordinates(c, [src_y, src_x], order=order, mode=fill_mode,
-                                                     cval=fill_value)
-        return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
-    out = jax.vmap(one)(images, transforms).astype(images.dtype)
+    out = sample_affine(images, transforms.astype(jnp.float32), AFFINE_INTERPOLATIONS[interpolation], fill_mode,
+                        fill_value)
     if fmt == "channels_first":
         out = jnp.moveaxis(out, -1, 1)
     return out[0] if unbatched else out
