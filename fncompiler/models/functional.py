@@ -97,9 +97,9 @@ class Functional(Model):
     @property
     def graph(self):
         """The model's IR: a networkx.MultiDiGraph of layer calls (see fncompiler.ir)."""
-        from .. import ir
+        from . import to_ir
         if self._graph_cache is None:
-            self._graph_cache = ir.build(self)
+            self._graph_cache = to_ir.functional_graph(self)
         return self._graph_cache
 
     @property

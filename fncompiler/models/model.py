@@ -89,8 +89,8 @@ class Model(Layer):
 
     @property
     def graph(self):
-        from .. import ir
-        return ir.build(self)
+        from . import to_ir
+        return to_ir.opaque_graph(self)
 
     # -- structure ---------------------------------------------------------------------------------
     @property
