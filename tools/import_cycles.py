@@ -20,8 +20,12 @@ What is an edge (importer -> imported, both project modules; imports of anything
     fncompiler.models (whose __init__ imports .functional, ...), not to fncompiler.models.functional.
     Relative imports are resolved against the importer's package.
   * A lazy package (an __init__ that defines a module-level `__getattr__` and a dict literal `_NAMES` of
-    name -> relative submodule, as fncompiler/__init__.py does, PEP 562): `from fncompiler import Model` is an
-    edge to the submodule `_NAMES` names (fncompiler.models), which is what the attribute access imports.
+    name -> module relative to the package, as fncompiler/__init__.py and fncompiler/saving/__init__.py do,
+    PEP 562): `from fncompiler import Model` is an edge to the module `_NAMES` names (fncompiler.models), which
+    is what the attribute access imports; the lazy package itself gets no edge for it (it is a namespace: the
+    importer is the one that uses the name). `--lazy-edges` gives the package those edges too (deferred), to
+    see what an attribute access on it can import. Attribute access on a module (`fncompiler.saving.x`) is
+    not followed.
   * `importlib.import_module("a.b")` with a literal absolute name counts like `import a.b`.
   * The package __init__s that Python runs on the way to a submodule (`import a.b.c` runs a/__init__ and
     a/b/__init__ first) are not edges: they would tie every submodule to its package's re-exports, and the
@@ -161,7 +165,19 @@ def _ancestors(mod):
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def build_graph(modules, parents=False):
+def _lazy_target(package, value):
+    """The module a lazy package's `_NAMES` value names: relative to the package, "runtime.compiled" (the
+    top-level package's style: its __getattr__ adds the dot) or "..models" (import_module(value, package))."""
+    if not value.startswith("."):
+        return f"{package}.{value}"
+    level = len(value) - len(value.lstrip("."))
+    base = package.split(".")
+    base = base[:len(base) - (level - 1)] if level > 1 else base
+    rest = value.lstrip(".")
+    return ".".join(base + ([rest] if rest else []))
+
+
+def build_graph(modules, parents=False, lazy_edges=False):
     """The import graph: a networkx.DiGraph over `modules`' names; each edge has `deferred` (bool) and
     `sites` ([(path, line, deferred)])."""
     trees = {mod: ast.parse(pathlib.Path(path).read_text(), str(path)) for mod, path in modules.items()}
@@ -175,7 +191,8 @@ def build_graph(modules, parents=False):
             return
         if g.has_edge(src, dst):
             data = g.edges[src, dst]
-            data["sites"].append((path, line, deferred))
+            if (path, line, deferred) not in data["sites"]:
+                data["sites"].append((path, line, deferred))
             data["deferred"] = data["deferred"] and deferred
         else:
             g.add_edge(src, dst, deferred=deferred, sites=[(path, line, deferred)])
@@ -185,6 +202,10 @@ def build_graph(modules, parents=False):
                 if anc not in own:
                     add(src, anc, path, line, deferred)
 
+    if lazy_edges:
+        for pkg, names in lazy.items():
+            for value in sorted(set(names.values())):
+                add(pkg, _longest_known(_lazy_target(pkg, value), modules), modules[pkg], 0, True)
     for mod, tree in trees.items():
         collector = _Imports()
         collector.visit(tree)
@@ -203,7 +224,8 @@ def build_graph(modules, parents=False):
                 if sub in modules:
                     add(mod, sub, path, line, deferred)
                 elif target in lazy and name in lazy[target]:
-                    add(mod, _longest_known(f"{target}.{lazy[target][name]}", modules), path, line, deferred)
+                    add(mod, _longest_known(_lazy_target(target, lazy[target][name]), modules), path, line,
+                        deferred)
                 else:
                     add(mod, _longest_known(target, modules), path, line, deferred)
     return g
@@ -314,6 +336,8 @@ def main(argv=None):
     parser.add_argument("--module-level", action="store_true", help="ignore deferred (function-level) imports")
     parser.add_argument("--parents", action="store_true",
                         help="also count the package __init__s run on the way to an imported submodule")
+    parser.add_argument("--lazy-edges", action="store_true",
+                        help="also give each lazy package (deferred) edges to the modules its __getattr__ imports")
     parser.add_argument("--max-cycles", type=int, default=10, help="simple cycles printed per circle")
     parser.add_argument("--package", action="append", default=[], metavar="NAME=DIR",
                         help="scan these packages instead of pyproject.toml's package-dir (repeatable)")
@@ -326,7 +350,7 @@ def main(argv=None):
     else:
         packages = package_dirs()
     split = lambda s: [p.strip() for p in s.split(",") if p.strip()] if s else None
-    g = build_graph(discover(packages), parents=args.parents)
+    g = build_graph(discover(packages), parents=args.parents, lazy_edges=args.lazy_edges)
     view = restrict(g, within=split(args.within), among=split(args.among), module_level=args.module_level)
     return 1 if report(view, max_cycles=args.max_cycles) else 0
 

@@ -5,6 +5,7 @@ from ..layers.input_layer import InputLayer
 from ..layers.layer import Layer, eval_spec
 from ..symbolic import SymbolicTensor, is_symbolic
 from . import graph_order
+from . import model as model_lib
 from .model import Model
 
 
@@ -210,10 +211,15 @@ class Functional(Model):
 
     # -- config ------------------------------------------------------------------------------------
     def get_config(self):
-        from ..saving import functional_config
+        from . import functional_config
         return functional_config.serialize_functional(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from ..saving import functional_config
-        return functional_config.deserialize_functional(config, custom_objects=custom_objects, cls=cls)
+        from . import functional_config
+        # a subclass whose __init__ takes other arguments is rebuilt as a plain Functional (as Keras does)
+        target = cls if cls.__init__ is Functional.__init__ else Functional
+        return functional_config.deserialize_functional(config, target, custom_objects=custom_objects)
+
+
+model_lib.register_functional_class(Functional)

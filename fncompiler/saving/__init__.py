@@ -1,9 +1,33 @@
-"""Saving and loading models and weights (one zip of JSON + msgpack; no pickle, no code)."""
+"""Saving and loading models and weights (one zip of JSON + msgpack; no pickle, no code).
+
+`load_model` builds models, so it is the models package's (fncompiler.models.load_model): this namespace
+re-exports it on first use (PEP 562, as fncompiler/__init__.py does), and no module of this package imports
+fncompiler.models (the arrows go models -> saving: see tools/import_cycles.py). The saving modules know the model
+classes only through the table fncompiler.models registers (serialization.register_model_classes).
+"""
+import importlib
+
 from .errors import ModelFileError, UnsafeConfigError
 from .object_registration import (CustomObjectScope, custom_object_scope, get_registered_name, get_registered_object,
                                   register_keras_serializable, register_serializable)
-from .saving_api import load_model, load_weights, save_model, save_weights
+from .saving_api import load_weights, save_model, save_weights
 from .serialization import deserialize_object, serialize_object
+
+# Names defined outside this package -> the module (relative to this package) that defines them.
+_NAMES = {"load_model": "..models"}
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_NAMES[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES))
+
 
 __all__ = ["ModelFileError", "UnsafeConfigError", "CustomObjectScope", "custom_object_scope", "get_registered_name",
            "get_registered_object", "register_keras_serializable", "register_serializable", "load_model",
