@@ -48,7 +48,6 @@ For each, the tool prints its members, the edges inside it (file:line, deferred 
 """
 import argparse
 import ast
-import collections
 import pathlib
 import sys
 import tomllib
@@ -204,8 +203,10 @@ def build_graph(modules, parents=False, lazy_edges=False):
 
     if lazy_edges:
         for pkg, names in lazy.items():
+            line = next(n.lineno for n in trees[pkg].body if isinstance(n, ast.Assign)
+                        and getattr(n.targets[0], "id", None) == "_NAMES") if names else 0
             for value in sorted(set(names.values())):
-                add(pkg, _longest_known(_lazy_target(pkg, value), modules), modules[pkg], 0, True)
+                add(pkg, _longest_known(_lazy_target(pkg, value), modules), modules[pkg], line, True)
     for mod, tree in trees.items():
         collector = _Imports()
         collector.visit(tree)

@@ -1,22 +1,15 @@
 """Model classes and model-level functions (load_model, clone_model).
 
-The import arrows between models and saving go one way, models -> saving (tools/import_cycles.py): saving names
-the model classes only through the table registered here (fncompiler.saving.serialization.register_model_classes),
-and `fncompiler.saving.load_model` is this module's `load_model`, re-exported lazily by the saving namespace.
+The import arrows between models and saving go one way, models -> saving (tools/import_cycles.py): each model
+class registers itself with saving (saving.serialization.register_model_class), and the functions that build
+models from files or configs are models/loading.py, which fncompiler.saving re-exports lazily.
 """
 import copy
 
-from ..saving import saving_api, serialization
 from .model import Model
 from .functional import Functional
 from .sequential import Sequential
-
-serialization.register_model_classes(model=Model, functional=Functional, sequential=Sequential)
-
-
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Load a model saved with `model.save(path)`: architecture, weights, optimizer state and compile config."""
-    return saving_api.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+from .loading import load_model
 
 
 def clone_model(model, input_tensors=None, clone_function=None):

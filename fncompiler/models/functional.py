@@ -3,6 +3,7 @@ import jax
 
 from ..layers.input_layer import InputLayer
 from ..layers.layer import Layer, eval_spec
+from ..saving import serialization
 from ..symbolic import SymbolicTensor, is_symbolic
 from . import graph_order
 from . import model as model_lib
@@ -223,3 +224,4 @@ class Functional(Model):
 
 
 model_lib.register_functional_class(Functional)
+serialization.register_model_class("Functional", Functional)

@@ -3,6 +3,7 @@ that define `call` are traced into the IR as one node."""
 import numpy as np
 
 from ..layers.layer import Layer
+from ..saving import serialization
 
 # The Functional class, registered by models/functional.py when it loads (functional imports this module, not
 # the other way round): Model(inputs, outputs) builds one. fncompiler/models/__init__.py loads both.
@@ -219,7 +220,6 @@ class Model(Layer):
 
     def to_json(self, **kwargs):
         import json
-        from ..saving import serialization
         return json.dumps(serialization.serialize_object(self), **kwargs)
 
     def get_config(self):
@@ -234,3 +234,6 @@ class Model(Layer):
 
     def count_params(self):
         return int(sum(np.prod(w.shape, dtype=np.int64) for w in self.weights))
+
+
+serialization.register_model_class("Model", Model)

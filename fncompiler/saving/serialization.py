@@ -8,14 +8,16 @@ from .errors import ModelFileError, UnsafeConfigError
 from . import object_registration
 
 
-# The model classes, registered by fncompiler.models when it loads: saving never imports the models package (the
-# arrows go models -> saving), so it knows Model, Functional and Sequential only through this table.
+# The model classes, each registered by its own module in fncompiler.models when it is defined: saving never
+# imports the models package (the arrows go models -> saving), so it knows Model, Functional and Sequential
+# only through this table.
 _MODEL_CLASSES = {}
 
 
-def register_model_classes(model, functional, sequential):
-    """Called once by fncompiler/models/__init__.py with its classes."""
-    _MODEL_CLASSES.update(Model=model, Functional=functional, Sequential=sequential)
+def register_model_class(name, cls):
+    """Called by fncompiler/models/model.py ("Model"), functional.py ("Functional") and sequential.py
+    ("Sequential") right after each class is defined."""
+    _MODEL_CLASSES[name] = cls
 
 
 def model_class(name):
@@ -27,9 +29,9 @@ def model_class(name):
 def builtin_classes():
     from .. import layers
     classes = dict(layers._public_layer_classes())
-    if _MODEL_CLASSES:
-        classes.update({"Functional": _MODEL_CLASSES["Functional"], "Sequential": _MODEL_CLASSES["Sequential"],
-                        "Model": _MODEL_CLASSES["Functional"]})
+    for name, registered in (("Functional", "Functional"), ("Sequential", "Sequential"), ("Model", "Functional")):
+        if registered in _MODEL_CLASSES:      # a config's "Model" is a functional model, as in Keras
+            classes[name] = _MODEL_CLASSES[registered]
     return classes
 
 
