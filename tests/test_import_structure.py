@@ -31,7 +31,12 @@ def project_graph():
 # minutes: most of an import's time is jax's). Two children run at a time.
 _FORK_EACH = textwrap.dedent("""
     import os, sys, traceback
-    import jax, jax.numpy, numpy, networkx, optax, msgpack   # third party: shared by every child
+    import importlib
+    for dep in ("jax", "jax.numpy", "numpy", "networkx", "optax", "msgpack", "flax.serialization", "h5py", "rich"):
+        try:                                          # third party: loaded once, shared by every child
+            importlib.import_module(dep)
+        except ImportError:
+            pass
     modules = sys.argv[1:]
     failed = []
     running = {}

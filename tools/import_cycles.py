@@ -9,7 +9,7 @@ Exit status 1 when a circle is found, 0 when none is (so a test or CI step can c
 
 What is scanned. The packages of pyproject.toml's `[tool.setuptools] package-dir` (fncompiler/ as fncompiler,
 passes/ as fncompiler.passes, runtime/ as fncompiler.runtime), read with `ast` (nothing is imported, so the scan
-is safe and takes well under a second). A module is a .py file; a package is its `__init__.py`, under the
+is safe: about a second for the project). A module is a .py file; a package is its `__init__.py`, under the
 package's own name (`fncompiler.models` is fncompiler/models/__init__.py).
 
 What is an edge (importer -> imported, both project modules; imports of anything else are dropped):
@@ -352,6 +352,9 @@ def main(argv=None):
         packages = package_dirs()
     split = lambda s: [p.strip() for p in s.split(",") if p.strip()] if s else None
     g = build_graph(discover(packages), parents=args.parents, lazy_edges=args.lazy_edges)
+    unknown = [p for p in (split(args.within) or []) + (split(args.among) or []) if not any(_in(n, [p]) for n in g)]
+    if unknown:
+        parser.error(f"no scanned module is in {', '.join(unknown)} (a typo?)")
     view = restrict(g, within=split(args.within), among=split(args.among), module_level=args.module_level)
     return 1 if report(view, max_cycles=args.max_cycles) else 0
 
