@@ -56,6 +56,10 @@ def _public_layer_classes():
             if isinstance(obj, type) and issubclass(obj, Layer) and not name.startswith("_")}
 
 
+from . import nested_layers as _nested_layers  # noqa: E402 (nested layer configs resolve through this registry)
+_nested_layers.register_class_table(_public_layer_classes)
+
+
 # --- a Keras name fncompiler lacks (or a typo) gets a clear AttributeError (fncompiler.keras_names) ---
 from ..keras_names import install as _install_getattr  # noqa: E402
 __getattr__ = _install_getattr("layers", globals())

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 from .. import activations, constraints, initializers, regularizers
 from .. import scope as scope_lib
 from ..utils import random as random_utils
-from .convolutional import (_check_output_positive, conv_nd, conv_output_length, standardize_data_format,
-                            standardize_padding, standardize_tuple)
+from .conv_utils import (check_output_positive, conv_nd, conv_output_length, standardize_data_format,
+                         standardize_padding, standardize_tuple)
 from .input_spec import InputSpec
 from .layer import Layer
 
@@ -106,7 +106,7 @@ class ConvLSTM(Layer):
             spatial = sequences_shape[3:]
         out = [conv_output_length(d, k, s, self.padding, r)
                for d, k, s, r in zip(spatial, self.kernel_size, self.strides, self.dilation_rate)]
-        _check_output_positive(self, sequences_shape, out)
+        check_output_positive(self, sequences_shape, out)
         if self.data_format == "channels_last":
             return (sequences_shape[0],) + tuple(out) + (self.filters,)
         return (sequences_shape[0], self.filters) + tuple(out)

@@ -9,8 +9,8 @@ import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
-from .convolutional import (_check_output_positive, conv_output_length, conv_padding, spatial_axes,
-                            standardize_data_format, standardize_padding, standardize_tuple)
+from .conv_utils import (check_output_positive, conv_output_length, conv_padding, spatial_axes,
+                         standardize_data_format, standardize_padding, standardize_tuple)
 from .input_spec import InputSpec
 from .layer import Layer
 
@@ -67,7 +67,7 @@ class BasePooling(Layer):
         out = list(input_shape)
         for a, p, s in zip(axes, self.pool_size, self.strides):
             out[a] = conv_output_length(input_shape[a], p, s, self.padding)
-        _check_output_positive(self, input_shape, [out[a] for a in axes], what="pool_size")
+        check_output_positive(self, input_shape, [out[a] for a in axes], what="pool_size")
         return tuple(out)
 
     def build(self, input_shape):

@@ -1,5 +1,6 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU, the generic RNN(cell) (a list of cells runs as one StackedRNNCells,
-stacked_rnn.py), their cells, and Bidirectional.
+"""Recurrent layers: SimpleRNN, LSTM, GRU and the generic RNN(cell) (a list of cells runs as one StackedRNNCells,
+stacked_rnn.py). Their cells are in rnn_cells.py and Bidirectional in bidirectional.py, both re-exported here
+(the module these names have always come from).
 
 Weights follow Keras 3 exactly (the cell owns them, so `lstm.weights` is [kernel, recurrent_kernel, bias]
 with gates i, f, c, o for the LSTM and z, r, h for the GRU), so Keras-trained weights load with
@@ -10,65 +11,15 @@ only while that projection is small, UP_FRONT_PROJECTION_MAX_BYTES; larger, each
 Masking follows Keras's JAX backend: at a masked step the states are carried over unchanged and the
 output is the previous output (the first state), or zeros with `zero_output_for_mask=True`.
 """
-import inspect
-
 import jax
 import jax.numpy as jnp
 
-from .. import activations, constraints, initializers, regularizers
-from .. import scope as scope_lib
-from ..utils import random as random_utils
+from . import nested_layers
+from .bidirectional import Bidirectional
 from .input_spec import InputSpec
 from .layer import Layer
+from .rnn_cells import DropoutCell, GRUCell, LSTMCell, SimpleRNNCell, accepts_training
 
-
-def _ser(module, obj):
-    return None if obj is None else module.serialize(obj)
-
-
-def _rng(seed):
-    scope = scope_lib.current()
-    key = scope.next_rng() if scope is not None else None
-    if key is None:
-        return jax.random.key(seed % (2 ** 31))
-    return jax.random.fold_in(key, seed % (2 ** 31))
-
-
-def _dropout_mask(key, rate, shape, dtype):
-    """Inverted-dropout multiplier: 0 with probability `rate`, 1/(1-rate) otherwise."""
-    if rate >= 1:
-        return jnp.zeros(shape, dtype)
-    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
-    return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
-
-
-def _layer_classes():
-    """This package's own layer classes by name (cells included): the only classes configs may name."""
-    from .. import layers
-    classes = dict(layers._public_layer_classes())
-    classes.update({c.__name__: c for c in (SimpleRNNCell, LSTMCell, GRUCell, RNN, SimpleRNN, LSTM, GRU,
-                                            Bidirectional)})
-    return classes
-
-
-def _serialize_layer(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
-
-
-def _deserialize_layer(config, who):
-    if isinstance(config, Layer):
-        return config
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"{who}: expected a layer config dict with 'class_name' and 'config'; received {config!r}.")
-    cls = _layer_classes().get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"{who}: unknown layer class {config['class_name']!r}. Only fncompiler's own layer classes "
-                         "can be rebuilt from a config here.")
-    return cls.from_config(dict(config.get("config", {})))
-
-
-# ==================================================================================================
-# Cells
 # Inference on CPU projects the inputs of all time steps up front (one matmul before the scan) only while that
 # projection, (time, batch, gate units), stays this small; larger, each step projects its own inputs inside
 # the scan. Measured on the ticket model's predict step (benchmarks/fit.py; body LSTM: 100 steps, 64 gate
@@ -90,284 +41,8 @@ def _project_up_front(cell, seq, training):
 
 
 # ==================================================================================================
-class _DropoutCell(Layer):
-    """Shared parts of the built-in cells: dropout masks, initial state, the split into input projection
-    (done for all steps at once) and recurrent step (inside the scan)."""
-    batch_independent = True
-    random_in_training = property(lambda self: bool(self.dropout or self.recurrent_dropout))  # dropout draws
-
-    def __init__(self, units, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError("Received an invalid value for argument `units`, expected a positive integer, "
-                             f"got {units}.")
-        self.units = units
-        self.dropout = min(1.0, max(0.0, float(dropout)))
-        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
-        self.seed = seed
-        self._seed = seed if seed is not None else random_utils.next_seed()
-
-    def get_initial_state(self, batch_size=None, dtype=None):
-        return [jnp.zeros((batch_size, s), dtype or self.compute_dtype) for s in self._state_sizes()]
-
-    def _state_sizes(self):
-        s = self.state_size
-        return list(s) if isinstance(s, (list, tuple)) else [s]
-
-    def _dropout_masks(self, batch, input_dim, dtype, training):
-        """(input mask (batch, input_dim) or None, recurrent mask (batch, units) or None); fixed over time."""
-        dp = rdp = None
-        if training and (0 < self.dropout or 0 < self.recurrent_dropout):
-            k1, k2 = jax.random.split(_rng(self._seed))
-            if 0 < self.dropout:
-                dp = _dropout_mask(k1, self.dropout, (batch, input_dim), dtype)
-            if 0 < self.recurrent_dropout:
-                rdp = _dropout_mask(k2, self.recurrent_dropout, (batch, self.units), dtype)
-        return dp, rdp
-
-    def _w(self, var, dtype):
-        return None if var is None else var.value.astype(dtype)
-
-    def call(self, inputs, states, training=None):
-        """One step: inputs (batch, features), states a list -> (output, new states list)."""
-        single = not isinstance(states, (list, tuple))
-        states = [states] if single else list(states)
-        dp, rdp = self._dropout_masks(inputs.shape[0], inputs.shape[-1], inputs.dtype, training)
-        out, new_states = self._recurrent_step(self._project_inputs(inputs, dp), states, rdp)
-        return out, (new_states[0] if single else new_states)
-
-    def _dropout_config(self):
-        return {"dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
-
-
-class SimpleRNNCell(_DropoutCell):
-    """`h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)`."""
-
-    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
-                 recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
-                 **kwargs):
-        super().__init__(units, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.state_size = units
-        self.output_size = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel",
-                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
-        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel",
-                                                initializer=self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer,
-                                                constraint=self.recurrent_constraint)
-        self.bias = self.add_weight(shape=(self.units,), name="bias", initializer=self.bias_initializer,
-                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint) \
-            if self.use_bias else None
-
-    def _project_inputs(self, x, dp):
-        if dp is not None:
-            x = x * (dp if x.ndim == 2 else dp[:, None, :])
-        y = jnp.matmul(x, self._w(self.kernel, x.dtype))
-        if self.bias is not None:
-            y = y + self._w(self.bias, x.dtype)
-        return y
-
-    def _recurrent_step(self, proj, states, rdp):
-        h = states[0]
-        hr = h if rdp is None else h * rdp
-        out = self.activation(proj + jnp.matmul(hr, self._w(self.recurrent_kernel, proj.dtype)))
-        return out, [out]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias, **_init_reg_config(self), **self._dropout_config()}
-
-
-class LSTMCell(_DropoutCell):
-    """Keras's LSTM step, gates i, f, c, o: `c_t = f * c_{t-1} + i * tanh(z_c)`, `h_t = o * tanh(c_t)`."""
-
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
-                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
-                 recurrent_dropout=0.0, seed=None, **kwargs):
-        kwargs.pop("implementation", None)
-        super().__init__(units, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = use_bias
-        self.unit_forget_bias = unit_forget_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.state_size = [units, units]
-        self.output_size = units
-
-    def build(self, input_shape):
-        u = self.units
-        self.kernel = self.add_weight(shape=(input_shape[-1], 4 * u), name="kernel",
-                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
-        self.recurrent_kernel = self.add_weight(shape=(u, 4 * u), name="recurrent_kernel",
-                                                initializer=self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer,
-                                                constraint=self.recurrent_constraint)
-        if self.use_bias:
-            if self.unit_forget_bias:
-                base = self.bias_initializer
-
-                def bias_initializer(shape, dtype="float32"):
-                    return jnp.concatenate([jnp.asarray(base((u,), dtype=dtype), dtype), jnp.ones((u,), dtype),
-                                            jnp.asarray(base((2 * u,), dtype=dtype), dtype)])
-            else:
-                bias_initializer = self.bias_initializer
-            self.bias = self.add_weight(shape=(4 * u,), name="bias", initializer=bias_initializer,
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
-        else:
-            self.bias = None
-
-    def _project_inputs(self, x, dp):
-        if dp is not None:
-            x = x * (dp if x.ndim == 2 else dp[:, None, :])
-        y = jnp.matmul(x, self._w(self.kernel, x.dtype))
-        if self.bias is not None:
-            y = y + self._w(self.bias, x.dtype)
-        return y
-
-    def _recurrent_step(self, proj, states, rdp):
-        h, c = states[0], states[1]
-        hr = h if rdp is None else h * rdp
-        z = proj + jnp.matmul(hr, self._w(self.recurrent_kernel, proj.dtype))
-        z0, z1, z2, z3 = jnp.split(z, 4, axis=-1)
-        i = self.recurrent_activation(z0)
-        f = self.recurrent_activation(z1)
-        c = f * c + i * self.activation(z2)
-        o = self.recurrent_activation(z3)
-        h = o * self.activation(c)
-        return h, [h, c]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
-                "recurrent_activation": activations.serialize(self.recurrent_activation), "use_bias": self.use_bias,
-                "unit_forget_bias": self.unit_forget_bias, **_init_reg_config(self), **self._dropout_config()}
-
-
-class GRUCell(_DropoutCell):
-    """Keras's GRU step, gates z, r, h: `h_t = z * h_{t-1} + (1 - z) * hh`. With `reset_after=True` (the
-    Keras 3 default) the reset gate multiplies `h_{t-1} @ recurrent_kernel_h + recurrent_bias_h` and the bias
-    has shape (2, 3 * units) (input bias, recurrent bias); otherwise it multiplies h_{t-1} before the matmul."""
-
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
-                 reset_after=True, seed=None, **kwargs):
-        kwargs.pop("implementation", None)
-        super().__init__(units, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = use_bias
-        self.reset_after = reset_after
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.state_size = units
-        self.output_size = units
-
-    def build(self, input_shape):
-        u = self.units
-        self.kernel = self.add_weight(shape=(input_shape[-1], 3 * u), name="kernel",
-                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
-        self.recurrent_kernel = self.add_weight(shape=(u, 3 * u), name="recurrent_kernel",
-                                                initializer=self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer,
-                                                constraint=self.recurrent_constraint)
-        self.bias = self.add_weight(shape=(2, 3 * u) if self.reset_after else (3 * u,), name="bias",
-                                    initializer=self.bias_initializer, regularizer=self.bias_regularizer,
-                                    constraint=self.bias_constraint) if self.use_bias else None
-
-    def _project_inputs(self, x, dp):
-        if dp is not None:
-            x = x * (dp if x.ndim == 2 else dp[:, None, :])
-        y = jnp.matmul(x, self._w(self.kernel, x.dtype))
-        if self.bias is not None:
-            b = self._w(self.bias, x.dtype)
-            y = y + (b[0] if self.reset_after else b)
-        return y
-
-    def _recurrent_step(self, proj, states, rdp):
-        u = self.units
-        h = states[0]
-        hr = h if rdp is None else h * rdp
-        rk = self._w(self.recurrent_kernel, proj.dtype)
-        x_z, x_r, x_h = proj[..., :u], proj[..., u:2 * u], proj[..., 2 * u:]
-        if self.reset_after:
-            inner = jnp.matmul(hr, rk)
-            if self.bias is not None:
-                inner = inner + self._w(self.bias, proj.dtype)[1]
-            z = self.recurrent_activation(x_z + inner[..., :u])
-            r = self.recurrent_activation(x_r + inner[..., u:2 * u])
-            hh = self.activation(x_h + r * inner[..., 2 * u:])
-        else:
-            inner = jnp.matmul(hr, rk[:, :2 * u])
-            z = self.recurrent_activation(x_z + inner[..., :u])
-            r = self.recurrent_activation(x_r + inner[..., u:])
-            hh = self.activation(x_h + jnp.matmul(r * hr, rk[:, 2 * u:]))
-        h = z * h + (1 - z) * hh
-        return h, [h]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
-                "recurrent_activation": activations.serialize(self.recurrent_activation), "use_bias": self.use_bias,
-                **_init_reg_config(self), **self._dropout_config(), "reset_after": self.reset_after}
-
-
-def _init_reg_config(obj):
-    return {"kernel_initializer": initializers.serialize(obj.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(obj.recurrent_initializer),
-            "bias_initializer": initializers.serialize(obj.bias_initializer),
-            "kernel_regularizer": _ser(regularizers, obj.kernel_regularizer),
-            "recurrent_regularizer": _ser(regularizers, obj.recurrent_regularizer),
-            "bias_regularizer": _ser(regularizers, obj.bias_regularizer),
-            "kernel_constraint": _ser(constraints, obj.kernel_constraint),
-            "recurrent_constraint": _ser(constraints, obj.recurrent_constraint),
-            "bias_constraint": _ser(constraints, obj.bias_constraint)}
-
-
-# ==================================================================================================
 # The RNN layer
 # ==================================================================================================
-def _accepts_training(cell):
-    try:
-        return "training" in inspect.signature(type(cell).call).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class RNN(Layer):
     """Runs a cell over the time axis of a (batch, time, features) input with one `jax.lax.scan`.
 
@@ -384,7 +59,7 @@ class RNN(Layer):
             from .stacked_rnn import StackedRNNCells
             cell = StackedRNNCells(cell)
         if isinstance(cell, dict):
-            cell = _deserialize_layer(cell, "RNN")
+            cell = nested_layers.deserialize_layer(cell, "RNN")
         if not hasattr(cell, "call") or not hasattr(cell, "state_size"):
             raise ValueError("RNN: argument `cell` should have a `call` method and a `state_size` attribute "
                              f"(single integer or list of integers). Received: cell={cell}")
@@ -496,7 +171,7 @@ class RNN(Layer):
         cell = self.cell
         if hasattr(cell, "scan_step"):   # StackedRNNCells: its cells' dropout masks drawn once, outside the loop
             return cell.scan_step(seq, training)
-        if isinstance(cell, _DropoutCell):
+        if isinstance(cell, DropoutCell):
             dp, rdp = cell._dropout_masks(seq.shape[0], seq.shape[-1], seq.dtype, training)
             if not _project_up_front(cell, seq, training):
                 def step_projecting(x_t, states):
@@ -508,7 +183,7 @@ class RNN(Layer):
                 return cell._recurrent_step(x_t, states, rdp)
             return xs, step
 
-        kwargs = {"training": training} if _accepts_training(cell) else {}
+        kwargs = {"training": training} if accepts_training(cell) else {}
 
         def step(x_t, states):
             out, new_states = cell.call(x_t, list(states), **kwargs)   # Keras always passes a list
@@ -571,12 +246,12 @@ class RNN(Layer):
                 "zero_output_for_mask": self.zero_output_for_mask}
 
     def get_config(self):
-        return {**super().get_config(), **self._rnn_config(), "cell": _serialize_layer(self.cell)}
+        return {**super().get_config(), **self._rnn_config(), "cell": nested_layers.serialize_layer(self.cell)}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["cell"] = _deserialize_layer(config["cell"], cls.__name__)
+        config["cell"] = nested_layers.deserialize_layer(config["cell"], cls.__name__)
         return cls(**config)
 
 
@@ -695,162 +370,5 @@ class GRU(_CellRNN):
                          activity_regularizer=activity_regularizer, cell_kwargs=cell_kwargs, **kwargs)
 
 
-# ==================================================================================================
-# Bidirectional
-# ==================================================================================================
-def _removeprefix(s, prefix):
-    return s[len(prefix):] if s.startswith(prefix) else s
-
-
-class Bidirectional(Layer):
-    """Runs a copy of `layer` forwards and another backwards (go_backwards) over the sequence and merges the
-    outputs (`merge_mode` 'concat', 'sum', 'mul', 'ave' or None for a list). The backward output sequence is
-    flipped back to time order. Weights: the forward layer's, then the backward layer's."""
-    batch_independent = True
-    random_in_training = property(lambda self: self.forward_layer.random_in_training or
-                                  self.backward_layer.random_in_training)
-
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
-        if isinstance(layer, dict):
-            layer = _deserialize_layer(layer, "Bidirectional")
-        if isinstance(backward_layer, dict):
-            backward_layer = _deserialize_layer(backward_layer, "Bidirectional")
-        if not isinstance(layer, Layer):
-            raise ValueError("Please initialize `Bidirectional` layer with a `Layer` instance. "
-                             f"Received: {layer}")
-        if backward_layer is not None and not isinstance(backward_layer, Layer):
-            raise ValueError(f"`backward_layer` need to be a `Layer` instance. Received: {backward_layer}")
-        if merge_mode not in ("sum", "mul", "ave", "concat", None):
-            raise ValueError(f"Invalid merge mode. Received: {merge_mode}. Merge mode should be one of "
-                             '{"sum", "mul", "ave", "concat", None}')
-        for attr in ("go_backwards", "return_sequences", "return_state"):
-            if not hasattr(layer, attr):
-                raise ValueError(f"Bidirectional: the wrapped layer must be a recurrent layer with a `{attr}` "
-                                 f"attribute; received {type(layer).__name__}.")
-        super().__init__(**kwargs)
-        # Fresh copies built from the layer's config: the wrapped instance's weights are not reused (as in Keras).
-        config = self._copy_config(layer)
-        config["name"] = "forward_" + _removeprefix(layer.name, "forward_")
-        self.forward_layer = type(layer).from_config(config)
-        if backward_layer is None:
-            config = self._copy_config(layer)
-            config["go_backwards"] = True
-            config["name"] = "backward_" + _removeprefix(layer.name, "backward_")
-            self.backward_layer = type(layer).from_config(config)
-        else:
-            self.backward_layer = backward_layer
-        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
-            raise ValueError("Forward layer and backward layer should have different `go_backwards` value. Received: "
-                             f"forward_layer.go_backwards {self.forward_layer.go_backwards}, "
-                             f"backward_layer.go_backwards={self.backward_layer.go_backwards}")
-        for a in ("stateful", "return_sequences", "return_state"):
-            fv, bv = getattr(self.forward_layer, a, None), getattr(self.backward_layer, a, None)
-            if fv != bv:
-                raise ValueError(f'Forward layer and backward layer are expected to have the same value for attribute '
-                                 f'"{a}", got "{fv}" for forward layer and "{bv}" for backward layer')
-        for sub in (self.forward_layer, self.backward_layer):
-            if hasattr(sub, "zero_output_for_mask"):
-                sub.zero_output_for_mask = sub.return_sequences
-        self.merge_mode = merge_mode
-        self.stateful = getattr(layer, "stateful", False)
-        self.return_sequences = layer.return_sequences
-        self.return_state = layer.return_state
-        self.supports_masking = True
-        self.input_spec = layer.input_spec
-        self._initial_weights = list(weights) if weights else None
-
-    @staticmethod
-    def _copy_config(layer):
-        config = layer.get_config()
-        cell = getattr(layer, "cell", None)
-        if "cell" in config and isinstance(cell, Layer):
-            # a fresh cell of the same class (no lookup by name, so user-defined cells work too)
-            config["cell"] = type(cell).from_config(cell.get_config())
-        return config
-
-    def build(self, input_shape):
-        for sub in (self.forward_layer, self.backward_layer):
-            if not sub.built:
-                sub.build(input_shape)
-                sub.built = True
-                for w in sub.weights:   # Keras's paths: bidirectional/forward_lstm/lstm_cell/kernel
-                    if not w.path.startswith(f"{self.name}/"):
-                        w.path = f"{self.name}/{w.path}"
-        self.built = True
-        if self._initial_weights is not None:
-            self.set_weights(self._initial_weights)
-            self._initial_weights = None
-
-    def _n_states(self):
-        return len(getattr(self.forward_layer, "state_size", []))
-
-    def compute_output_shape(self, input_shape):
-        out = self.forward_layer.compute_output_shape(input_shape)
-        states = []
-        if self.return_state:
-            out, states = out[0], list(out[1:])
-        if self.merge_mode == "concat":
-            out = tuple(out[:-1]) + (None if out[-1] is None else 2 * out[-1],)
-            outs = [out]
-        elif self.merge_mode is None:
-            outs = [tuple(out), tuple(out)]
-        else:
-            outs = [tuple(out)]
-        if self.return_state:
-            return outs + states + states
-        return outs[0] if len(outs) == 1 else outs
-
-    def call(self, sequences, initial_state=None, mask=None, training=None):
-        kwargs = {"training": training}
-        if mask is not None:
-            kwargs["mask"] = mask
-        forward_state = backward_state = None
-        if initial_state is not None:
-            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-            half = len(states) // 2
-            forward_state, backward_state = states[:half], states[half:]
-        y = self.forward_layer(sequences, initial_state=forward_state, **kwargs)
-        y_rev = self.backward_layer(sequences, initial_state=backward_state, **kwargs)
-        states = []
-        if self.return_state:
-            states = list(y[1:]) + list(y_rev[1:])
-            y, y_rev = y[0], y_rev[0]
-        y = y.astype(self.compute_dtype)
-        y_rev = y_rev.astype(self.compute_dtype)
-        if self.return_sequences:
-            y_rev = jnp.flip(y_rev, axis=1)
-        if self.merge_mode == "concat":
-            outs = [jnp.concatenate([y, y_rev], axis=-1)]
-        elif self.merge_mode == "sum":
-            outs = [y + y_rev]
-        elif self.merge_mode == "ave":
-            outs = [(y + y_rev) / 2]
-        elif self.merge_mode == "mul":
-            outs = [y * y_rev]
-        else:
-            outs = [y, y_rev]
-        if self.return_state:
-            return outs + states
-        return outs[0] if len(outs) == 1 else outs
-
-    def compute_mask(self, inputs, previous_mask):
-        mask = previous_mask
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0] if mask else None
-        out_mask = mask if self.return_sequences else None
-        out_masks = [out_mask, out_mask] if self.merge_mode is None else [out_mask]
-        if self.return_state:
-            return out_masks + [None] * (2 * self._n_states())
-        return out_masks[0] if len(out_masks) == 1 else out_masks
-
-    def get_config(self):
-        return {**super().get_config(), "merge_mode": self.merge_mode,
-                "layer": _serialize_layer(self.forward_layer), "backward_layer": _serialize_layer(self.backward_layer)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["layer"] = _deserialize_layer(config["layer"], "Bidirectional")
-        if config.get("backward_layer") is not None:
-            config["backward_layer"] = _deserialize_layer(config["backward_layer"], "Bidirectional")
-        return cls(**config)
+__all__ = ["RNN", "SimpleRNN", "LSTM", "GRU", "SimpleRNNCell", "LSTMCell", "GRUCell", "Bidirectional",
+           "UP_FRONT_PROJECTION_MAX_BYTES"]

@@ -8,7 +8,8 @@ that order, is accepted too). Weights: each cell's, in cell order.
 import jax.numpy as jnp
 
 from .layer import Layer
-from .recurrent import _DropoutCell, _accepts_training, _deserialize_layer, _serialize_layer
+from . import nested_layers
+from .rnn_cells import DropoutCell, accepts_training
 
 
 def _sizes(size):
@@ -29,7 +30,7 @@ class StackedRNNCells(Layer):
         super().__init__(**kwargs)
         if isinstance(cells, Layer) or not isinstance(cells, (list, tuple)) or not cells:
             raise ValueError(f"StackedRNNCells: `cells` must be a non-empty list of RNN cells; received {cells!r}.")
-        cells = [_deserialize_layer(c, "StackedRNNCells") if isinstance(c, dict) else c for c in cells]
+        cells = [nested_layers.deserialize_layer(c, "StackedRNNCells") if isinstance(c, dict) else c for c in cells]
         for cell in cells:
             if not hasattr(cell, "call"):
                 raise ValueError(f"All cells must have a `call` method. Received cell without a `call` method: {cell}")
@@ -77,7 +78,7 @@ class StackedRNNCells(Layer):
         new_states = []
         for cell, s in zip(self.cells, states):
             nested = isinstance(s, (list, tuple))
-            kwargs = {"training": training} if _accepts_training(cell) else {}
+            kwargs = {"training": training} if accepts_training(cell) else {}
             inputs, s = cell.call(inputs, list(s) if nested else [s], **kwargs)
             s = list(s) if isinstance(s, (list, tuple)) else [s]
             new_states.append(s if nested or len(s) != 1 else s[0])
@@ -89,7 +90,7 @@ class StackedRNNCells(Layer):
         masks, dim = [], seq.shape[-1]
         for cell in self.cells:
             masks.append(cell._dropout_masks(seq.shape[0], dim, seq.dtype, training)
-                         if isinstance(cell, _DropoutCell) else None)
+                         if isinstance(cell, DropoutCell) else None)
             dim = _output_dim(cell)
 
         def step(x, states):
@@ -100,7 +101,7 @@ class StackedRNNCells(Layer):
                 if m is not None:
                     x, s = cell._recurrent_step(cell._project_inputs(x, m[0]), s, m[1])
                 else:
-                    kwargs = {"training": training} if _accepts_training(cell) else {}
+                    kwargs = {"training": training} if accepts_training(cell) else {}
                     x, s = cell.call(x, s, **kwargs)
                 s = list(s) if isinstance(s, (list, tuple)) else [s]
                 new_states.append(s if nested or len(s) != 1 else s[0])
@@ -108,10 +109,10 @@ class StackedRNNCells(Layer):
         return jnp.swapaxes(seq, 0, 1), step
 
     def get_config(self):
-        return {**super().get_config(), "cells": [_serialize_layer(c) for c in self.cells]}
+        return {**super().get_config(), "cells": [nested_layers.serialize_layer(c) for c in self.cells]}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        cells = [_deserialize_layer(c, "StackedRNNCells") for c in config.pop("cells")]
+        cells = [nested_layers.deserialize_layer(c, "StackedRNNCells") for c in config.pop("cells")]
         return cls(cells, **config)

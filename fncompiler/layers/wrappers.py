@@ -4,7 +4,7 @@ import inspect
 import jax.numpy as jnp
 
 from .layer import Layer
-from .recurrent import _deserialize_layer, _serialize_layer
+from . import nested_layers
 
 
 def _call_params(layer):
@@ -32,7 +32,7 @@ class TimeDistributed(Layer):
 
     def __init__(self, layer, **kwargs):
         if isinstance(layer, dict):
-            layer = _deserialize_layer(layer, "TimeDistributed")
+            layer = nested_layers.deserialize_layer(layer, "TimeDistributed")
         if not isinstance(layer, Layer):
             raise ValueError("Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. "
                              f"Received: {layer}")
@@ -73,10 +73,10 @@ class TimeDistributed(Layer):
         return outputs.reshape((batch, steps) + tuple(outputs.shape[1:]))
 
     def get_config(self):
-        return {**super().get_config(), "layer": _serialize_layer(self.layer)}
+        return {**super().get_config(), "layer": nested_layers.serialize_layer(self.layer)}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["layer"] = _deserialize_layer(config["layer"], "TimeDistributed")
+        config["layer"] = nested_layers.deserialize_layer(config["layer"], "TimeDistributed")
         return cls(**config)

@@ -1,19 +1,28 @@
-"""Model classes and model-level functions (load_model, clone_model)."""
+"""Model classes and model-level functions (load_model, clone_model).
+
+The import arrows between models and saving go one way, models -> saving (tools/import_cycles.py): each model
+class registers itself with saving (saving.serialization.register_model_class), and the functions that build
+models from files or configs are models/loading.py, which fncompiler.saving re-exports lazily.
+"""
+import copy
+
 from .model import Model
 from .functional import Functional
 from .sequential import Sequential
-
-
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Load a model saved with `model.save(path)`: architecture, weights, optimizer state and compile config."""
-    from ..saving import saving_api
-    return saving_api.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+from .loading import load_model
 
 
 def clone_model(model, input_tensors=None, clone_function=None):
-    """A new model with the same architecture and freshly initialized weights."""
-    from ..saving import functional_config
-    return functional_config.clone_model(model, input_tensors=input_tensors, clone_function=clone_function)
+    """A new model with the same architecture and freshly initialized weights (rebuilt from its config).
+    Sequential and functional models are supported."""
+    if clone_function is not None:
+        raise NotImplementedError("clone_model(clone_function=...) is not supported yet.")
+    if input_tensors is not None:
+        raise NotImplementedError("clone_model(input_tensors=...) is not supported yet.")
+    config = copy.deepcopy(model.get_config())
+    if isinstance(model, Sequential):
+        return Sequential.from_config(config)
+    return type(model).from_config(config)
 
 
 __all__ = ["Model", "Functional", "Sequential", "load_model", "clone_model"]

@@ -3,8 +3,10 @@ import jax
 
 from ..layers.input_layer import InputLayer
 from ..layers.layer import Layer, eval_spec
+from ..saving import serialization
 from ..symbolic import SymbolicTensor, is_symbolic
 from . import graph_order
+from . import model as model_lib
 from .model import Model
 
 
@@ -97,9 +99,9 @@ class Functional(Model):
     @property
     def graph(self):
         """The model's IR: a networkx.MultiDiGraph of layer calls (see fncompiler.ir)."""
-        from .. import ir
+        from . import to_ir
         if self._graph_cache is None:
-            self._graph_cache = ir.build(self)
+            self._graph_cache = to_ir.functional_graph(self)
         return self._graph_cache
 
     @property
@@ -210,10 +212,16 @@ class Functional(Model):
 
     # -- config ------------------------------------------------------------------------------------
     def get_config(self):
-        from ..saving import functional_config
+        from . import functional_config
         return functional_config.serialize_functional(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from ..saving import functional_config
-        return functional_config.deserialize_functional(config, custom_objects=custom_objects, cls=cls)
+        from . import functional_config
+        # a subclass whose __init__ takes other arguments is rebuilt as a plain Functional (as Keras does)
+        target = cls if cls.__init__ is Functional.__init__ else Functional
+        return functional_config.deserialize_functional(config, target, custom_objects=custom_objects)
+
+
+model_lib.register_functional_class(Functional)
+serialization.register_model_class("Functional", Functional)

@@ -3,17 +3,25 @@ that define `call` are traced into the IR as one node."""
 import numpy as np
 
 from ..layers.layer import Layer
+from ..saving import serialization
+
+# The Functional class, registered by models/functional.py when it loads (functional imports this module, not
+# the other way round): Model(inputs, outputs) builds one. fncompiler/models/__init__.py loads both.
+_FUNCTIONAL = []
+
+
+def register_functional_class(cls):
+    _FUNCTIONAL[:] = [cls]
 
 
 class Model(Layer):
     def __new__(cls, *args, **kwargs):
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
-            from .functional import Functional
-            return object.__new__(Functional)
+            return object.__new__(_FUNCTIONAL[0])
         return object.__new__(cls)
 
     def __init__(self, *args, **kwargs):
-        from .functional import Functional
+        Functional = _FUNCTIONAL[0]
         if (args or "inputs" in kwargs) and not isinstance(self, Functional):
             # A subclass that calls super().__init__(inputs, outputs): give it the Functional behaviour.
             cls = type(self)
@@ -89,8 +97,8 @@ class Model(Layer):
 
     @property
     def graph(self):
-        from .. import ir
-        return ir.build(self)
+        from . import to_ir
+        return to_ir.opaque_graph(self)
 
     # -- structure ---------------------------------------------------------------------------------
     @property
@@ -212,7 +220,6 @@ class Model(Layer):
 
     def to_json(self, **kwargs):
         import json
-        from ..saving import serialization
         return json.dumps(serialization.serialize_object(self), **kwargs)
 
     def get_config(self):
@@ -222,11 +229,11 @@ class Model(Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         if isinstance(config, dict) and "layers" in config and "input_layers" in config:
-            from ..saving import functional_config
-            from .functional import Functional
-            return functional_config.deserialize_functional(
-                config, custom_objects=custom_objects, cls=cls if issubclass(cls, Functional) else None)
+            return _FUNCTIONAL[0].from_config(config, custom_objects=custom_objects)
         return cls(**config)
 
     def count_params(self):
         return int(sum(np.prod(w.shape, dtype=np.int64) for w in self.weights))
+
+
+serialization.register_model_class("Model", Model)

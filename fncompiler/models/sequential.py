@@ -3,6 +3,7 @@ import jax
 
 from ..layers.input_layer import Input, InputLayer
 from ..layers.layer import Layer
+from ..saving import serialization
 from .functional import Functional
 from .model import Model
 
@@ -131,12 +132,13 @@ class Sequential(Model):
         return self._functional.pack_outputs(flat)
 
     def get_config(self):
-        from ..saving import serialization
         layers = [serialization.serialize_object(l) for l in self._stack]
         return {"name": self.name, "trainable": self.trainable, "layers": layers}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from ..saving import serialization
         layers = [serialization.deserialize_object(c, custom_objects=custom_objects) for c in config["layers"]]
         return cls(layers=layers, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+serialization.register_model_class("Sequential", Sequential)

@@ -7,7 +7,7 @@ is named as Keras names it: `resize`, `extract_patches`, ...). Images are (H, W,
 import jax
 import jax.numpy as jnp
 
-from ..layers.convolutional import standardize_data_format
+from ..layers.conv_utils import standardize_data_format
 from .numpy_ops import op
 
 RESIZE_INTERPOLATIONS = ("bilinear", "nearest", "lanczos3", "lanczos5", "bicubic")

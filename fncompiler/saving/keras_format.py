@@ -9,7 +9,7 @@ by name (never by position), and a layer's own arrays sit at the sub-paths Keras
 import re
 import zipfile
 
-from . import file_format, keras_config, keras_h5
+from . import file_format, keras_config, keras_h5, serialization
 from .errors import ModelFileError
 
 KERAS_MEMBERS = ("metadata.json", "config.json", "model.weights.h5")
@@ -57,8 +57,8 @@ def read_keras_members(path):
 
 
 def _is_container(layer):
-    from ..models.functional import Functional
-    return isinstance(layer, Functional)
+    functional = serialization.model_class("Functional")
+    return functional is not None and isinstance(layer, functional)
 
 
 def sub_paths(layer):

@@ -8,19 +8,42 @@ from .errors import ModelFileError, UnsafeConfigError
 from . import object_registration
 
 
+# The model classes, each registered by its own module in fncompiler.models when it is defined: saving never
+# imports the models package (the arrows go models -> saving), so it knows Model, Functional and Sequential
+# only through this table.
+_MODEL_CLASSES = {}
+
+
+def register_model_class(name, cls):
+    """Called by fncompiler/models/model.py ("Model"), functional.py ("Functional") and sequential.py
+    ("Sequential") right after each class is defined."""
+    _MODEL_CLASSES[name] = cls
+
+
+def model_class(name):
+    """The registered model class "Model", "Functional" or "Sequential" (None before fncompiler.models loads:
+    then no model object exists either)."""
+    return _MODEL_CLASSES.get(name)
+
+
 def builtin_classes():
     from .. import layers
-    from ..models import Functional, Sequential
     classes = dict(layers._public_layer_classes())
-    classes.update({"Functional": Functional, "Sequential": Sequential, "Model": Functional})
+    for name, registered in (("Functional", "Functional"), ("Sequential", "Sequential"), ("Model", "Functional")):
+        if registered in _MODEL_CLASSES:      # a config's "Model" is a functional model, as in Keras
+            classes[name] = _MODEL_CLASSES[registered]
     return classes
+
+
+def _is_instance(obj, name):
+    cls = _MODEL_CLASSES.get(name)
+    return cls is not None and isinstance(obj, cls)
 
 
 def serialize_object(obj):
     """{"module", "class_name", "config", "registered_name"} for a layer or model."""
     cls = type(obj)
-    from ..models.functional import Functional
-    class_name = "Functional" if isinstance(obj, Functional) and cls.__name__ != "Sequential" and \
+    class_name = "Functional" if _is_instance(obj, "Functional") and cls.__name__ != "Sequential" and \
         cls.__name__ in ("Functional", "Model") else cls.__name__
     registered = object_registration.get_registered_name(obj)
     builtin = builtin_classes().get(class_name) is cls or class_name == "Functional"
@@ -116,7 +139,7 @@ def deserialize_object(config, custom_objects=None, safe_mode=True):
     cls = resolve_class(class_name, registered_name, custom_objects)
     from ..layers.core import Lambda
     from ..layers.layer import Layer
-    from ..models.model import Model
+    model_base = _MODEL_CLASSES.get("Model")
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise UnsafeConfigError(f"The model config names {class_name!r} as a layer, but it resolves to "
                                 f"{type(cls).__name__} {getattr(cls, '__name__', cls)!r}, which is not a Layer "
@@ -125,7 +148,7 @@ def deserialize_object(config, custom_objects=None, safe_mode=True):
         _check_lambda_config(inner)
         return cls.from_config(inner, safe_mode=safe_mode, custom_objects=custom_objects)
     try:
-        if issubclass(cls, Model):
+        if model_base is not None and issubclass(cls, model_base):
             obj = cls.from_config(inner, custom_objects=custom_objects)
         else:
             obj = cls.from_config(inner)

@@ -2,8 +2,9 @@
 import jax
 
 from ..symbolic import Slot, is_symbolic
-from . import serialization
-from .errors import ModelFileError
+from ..saving import serialization
+from ..saving.errors import ModelFileError
+from ..saving.file_format import LIMITS
 
 _TENSOR = "__keras_tensor__"
 
@@ -144,8 +145,9 @@ def _map_struct(struct, lookup, what):
                          f"(or lists/dicts of them); found {struct!r}.")
 
 
-def deserialize_functional(config, custom_objects=None, cls=None, safe_mode=True):
-    """Rebuild a functional model: make each layer, then replay the recorded calls in dependency order.
+def deserialize_functional(config, cls, custom_objects=None, safe_mode=True):
+    """Rebuild a functional model of class `cls` (Functional or a subclass whose __init__ takes Functional's
+    arguments): make each layer, then replay the recorded calls in dependency order.
 
     A call (layer L, node k) runs once every tensor it reads exists and L's calls 0..k-1 have run (a shared
     layer's nodes keep their order). Kahn's algorithm: linear in the number of calls, whatever order the file
@@ -153,8 +155,6 @@ def deserialize_functional(config, custom_objects=None, cls=None, safe_mode=True
     """
     import heapq
     from ..layers.input_layer import InputLayer
-    from ..models.functional import Functional
-    from .file_format import LIMITS
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise ModelFileError("A functional model config needs a 'layers' list.")
     if len(config["layers"]) > LIMITS["layers"]:
@@ -246,26 +246,4 @@ def deserialize_functional(config, custom_objects=None, cls=None, safe_mode=True
     trainable = config.get("trainable", True)
     if not isinstance(trainable, bool):
         raise ModelFileError(f"'trainable' must be true or false; received {trainable!r}.")
-    target = cls if isinstance(cls, type) and issubclass(cls, Functional) else Functional
-    if target.__init__ is not Functional.__init__:
-        target = Functional
-    return target(inputs, outputs, name=name, trainable=trainable)
-
-
-def clone_model(model, input_tensors=None, clone_function=None):
-    """Rebuild a model from its config (fresh weights). Sequential and functional models are supported."""
-    from ..models.sequential import Sequential
-    if clone_function is not None:
-        raise NotImplementedError("clone_model(clone_function=...) is not supported yet.")
-    if input_tensors is not None:
-        raise NotImplementedError("clone_model(input_tensors=...) is not supported yet.")
-    import copy
-    config = copy.deepcopy(model.get_config())
-    if isinstance(model, Sequential):
-        return Sequential.from_config(_rename(config, model))
-    return type(model).from_config(_rename(config, model)) if hasattr(model, "_nodes") else \
-        type(model).from_config(config)
-
-
-def _rename(config, model):
-    return config
+    return cls(inputs, outputs, name=name, trainable=trainable)
