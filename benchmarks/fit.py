@@ -501,7 +501,7 @@ def worker_fncompiler(args, result):
     import jax
     import jax.numpy as jnp
     import fncompiler as keras
-    from fncompiler.runtime import autotune, data as data_lib
+    from fncompiler.runtime import data as data_lib, platform_options
     _warm_backend()
     name, config = args.model, args.config
     setup = SETUPS[name]
@@ -611,7 +611,7 @@ def worker_fncompiler(args, result):
     base = model._trainer.compiled      # its counts are the total; the tuner's option variants' share of them:
     for variant in getattr(base, "_variants", {}).values():
         extra_options = {k: v for k, v in variant.compiler_options.items() if base.compiler_options.get(k) != v}
-        quick = all(extra_options.get(k) == v for k, v in autotune.QUICK_CPU_OPTIONS.items())
+        quick = all(extra_options.get(k) == v for k, v in platform_options.QUICK_CPU_OPTIONS.items())
         label = "quick compile" if quick else "tuned XLA options"
         result.setdefault("compile_counts_by_options", {})[label] = dict(variant.trace_counts)
     if eager:
@@ -651,7 +651,7 @@ def worker_fncompiler(args, result):
         b1, raw1, raw1np = common.timed_alternating(
             [lambda: model.predict(x1, verbose=0), lambda: jax.block_until_ready(step(tv, ntv, xs1)),
              lambda: [np.asarray(o) for o in step(tv, ntv, np1)]], n1)
-        # Throughput is steady-state: predict's XLA-option tuner (runtime/inference_tuner.py) first times a hot batch
+        # Throughput is steady-state: predict's XLA-option tuner (runtime/tuned_steps.py) first times a hot batch
         # shape and its candidates on the caller's calls; those warm-up calls are reported apart, not timed.
         warm = predict_warmup(model, lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0), xsbig)
         big, rawbig = common.timed_alternating(
