@@ -361,3 +361,65 @@ def test_a_cached_decision_applies_only_to_a_candidate_with_its_settings():
     assert tuner.Tuner([a], "k").cached() is None
     assert tuner.Tuner([a, Strategy("b", compiler_options={"other": ""})], "k").cached() is None
     assert tuner.Tuner([a, b], "missing").cached() is None
+
+
+def _blocks(depth=16, spe="auto"):
+    """A stack of `depth` identical residual Dense blocks (a run of repeated blocks for scan_blocks)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(8,))
+    h = layers.Dense(8)(inputs)
+    for _ in range(depth):
+        h = layers.Add()([h, layers.Dense(8, activation="relu")(h)])
+    model = keras.Model(inputs, layers.Dense(2)(h))
+    model.compile(optimizer="adam", loss="mse", steps_per_execution=spe)
+    return model
+
+
+def _block_data(n=256):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 8), dtype=np.float32), rng.random((n, 2), dtype=np.float32)
+
+
+def test_a_model_with_repeated_blocks_starts_with_the_scanned_program_and_records_why(monkeypatch):
+    """A default fit of a 16-block model: the first (reference) program is the scanned-blocks one (compile time
+    flat in depth); the decision record names the strategy and the numbers it was chosen on."""
+    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.25)      # the default
+    model = _blocks()
+    assert "found 1 runs (16 x" in model._get_trainer().compiled.repeated_block_runs("train")
+    x, y = _block_data()
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    decision = model._trainer.autotune_decision
+    assert decision["name"] == "scanned blocks, per-step jit"
+    assert decision["pass_options"] == {"scan_blocks": "always"} and decision["reason"]
+    assert decision["remaining_steps"] == 16 - decision["report"][0]["timed_steps"] - 1
+    first = decision["report"][0]
+    assert first["name"] == decision["name"] and first["compile_s"] > 0 and first["step_s"] > 0
+    assert first["predicted_total_s"] == pytest.approx(decision["remaining_steps"] * first["step_s"])
+    # the scanned program trained: the unrolled one was not compiled
+    scanned = model._trainer.compiled.with_options({}, {"scan_blocks": "always"})
+    assert scanned.trace_counts["train"] == 1 == model._trainer.compiled.trace_counts["train"]
+    ref = _blocks(spe=1)
+    ref.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(ref.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_the_tuner_decides_between_the_scanned_and_the_unrolled_program_on_measurements(monkeypatch):
+    model = _blocks()
+    monkeypatch.setattr(executor, "fit_candidates", lambda *a, **k: [
+        Strategy("scanned blocks, per-step jit", pass_options=strategies.SCANNED_BLOCKS), Strategy("per-step jit")])
+    x, y = _block_data(512)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    decision = model._trainer.autotune_decision
+    assert decision["name"] in ("scanned blocks, per-step jit", "per-step jit")
+    scanned, unrolled = decision["report"]
+    assert unrolled["agrees"] and unrolled["update_mismatch"] <= 1e-2
+    for entry in (scanned, unrolled):
+        assert entry["compile_s"] >= 0 and entry["step_s"] > 0
+        assert entry["remaining_steps"] == decision["remaining_steps"] > 0
+        assert entry["predicted_total_s"] == pytest.approx(entry["remaining_steps"] * entry["step_s"])   # compiled
+    best = min((scanned, unrolled), key=lambda e: e["predicted_total_s"])
+    if best is unrolled and unrolled["predicted_total_s"] < 0.95 * scanned["predicted_total_s"]:
+        assert decision["name"] == "per-step jit"
+    else:
+        assert decision["name"] == "scanned blocks, per-step jit"
