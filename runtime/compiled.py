@@ -56,6 +56,7 @@ class CompiledModel:
         self.compiler_options = {**default_compiler_options(), **dict(compiler_options or {})}
         self.pass_options = passes_lib.check_options(pass_options or {}, passes)
         self._variants = {}
+        self._block_runs = {}    # pass mode -> repeated_block_runs()
 
     def with_options(self, compiler_options=None, pass_options=None):
         """This model with other XLA options and / or pass options (on top of its own) for its steps: with the
@@ -87,11 +88,14 @@ class CompiledModel:
     def repeated_block_runs(self, pass_mode="train"):
         """What the scan_repeated_blocks pass finds in the `pass_mode` graph without rewriting it (policy
         "never"): its report ("found N runs (...)") when there are runs of repeated blocks, else None."""
-        from fncompiler.passes import scan_blocks
-        graph = ir.copy(self.graph(pass_mode))
-        ctx = passes_lib.PassContext(mode=pass_mode, options={**self.pass_options, "scan_blocks": "never"})
-        report = scan_blocks.run(graph, ctx).report
-        return report if report.startswith("found") else None
+        found = self._block_runs.get(pass_mode, False)
+        if found is False:
+            from fncompiler.passes import scan_blocks
+            graph = ir.copy(self.graph(pass_mode))
+            ctx = passes_lib.PassContext(mode=pass_mode, options={**self.pass_options, "scan_blocks": "never"})
+            report = scan_blocks.run(graph, ctx).report
+            found = self._block_runs[pass_mode] = report if report.startswith("found") else None
+        return found
 
     # -- passes and lowering -----------------------------------------------------------------------
     def _pipeline(self, pass_mode):
