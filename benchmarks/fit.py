@@ -679,7 +679,7 @@ def predict_warmup(model, call, batch, max_calls=40):
     """Call `call` (one predict of `batch`) until predict's tuner has decided the batch's shape (at most
     `max_calls`); returns the warm-up calls, their seconds and the decision's name (None: nothing to tune)."""
     trainer = model._trainer or getattr(model, "_predict_trainer", None)
-    tuner = trainer._inference_tuner("predict") if trainer is not None else None
+    tuner = trainer.inference_tuner("predict") if trainer is not None else None
     sig = tuple((tuple(a.shape), str(a.dtype)) for a in batch)
     calls, t0 = 0, time.perf_counter()
     while tuner is not None and calls < max_calls and sig not in tuner.decisions():

@@ -373,7 +373,7 @@ class Trainer:
     def _eval_step(self, tuned):
         """The eval step; `tuned`: through its XLA-option tuner (evaluate(), not fit's validation, so that tuning
         never lands inside fit's epochs)."""
-        tuner = self._inference_tuner("eval") if tuned else None
+        tuner = self.inference_tuner("eval") if tuned else None
         return tuner if tuner is not None else self.compiled.untuned_step("eval")
 
     def _evaluate_arrays(self, trainable, non_trainable, xs, ys, sw, batch_size, verbose=0, callbacks=None,
@@ -433,7 +433,7 @@ class Trainer:
         ntv = placement.place_weights([v.value for v in low.non_trainable], low.non_trainable)
         bucketed = self._bucketed(low)
         cap = batch_size or 32
-        tuner = self._inference_tuner("predict")
+        tuner = self.inference_tuner("predict")
         if tuner is not None:
             step = tuner
 
@@ -487,7 +487,7 @@ class Trainer:
         return [[placement.to_host(a) for a in o] if not isinstance(o, tuple)
                 else [placement.to_host(a)[:o[1]] for a in o[0]] for o in outs]
 
-    def _inference_tuner(self, endpoint):
+    def inference_tuner(self, endpoint):
         """The XLA-option tuner of the "predict" or "eval" step (runtime/tuned_steps.py), or None: not
         jitted, distributed, a fixed steps_per_execution (the autotuner is off), or nothing to choose from."""
         if (self.compiled.mode != "jit" or placement.current() is not None

@@ -157,11 +157,11 @@ def test_a_cached_decision_for_options_not_tried_is_ignored(eager_tuning, fresh_
 
 
 def test_the_tuner_is_off_with_a_fixed_steps_per_execution_and_for_models_without_candidates():
-    assert _conv_model(spe=1)._get_trainer()._inference_tuner("predict") is None
+    assert _conv_model(spe=1)._get_trainer().inference_tuner("predict") is None
     inputs = keras.Input(shape=(4,))
     dense = keras.Model(inputs, layers.Dense(2)(inputs))
     dense.compile(loss="mse")
-    assert dense._get_trainer()._inference_tuner("predict") is None
+    assert dense._get_trainer().inference_tuner("predict") is None
     assert [c.name for c in strategies.option_candidates(dense, "cpu")] == ["default options"]
     assert strategies.option_candidates(dense, "cpu")[0].compiler_options == {}
     assert len(strategies.option_candidates(_conv_model(), "cpu")) == 2
