@@ -330,7 +330,7 @@ class Trainer:
             return x if written.get(id(v)) is v._value else placement.place_weights([jnp.array(v.value, copy=True)],
                                                                                     [v])[0]
         return ([current(v, x) for v, x in zip(tvars, state[0])], [current(v, x) for v, x in zip(ntvars, state[1])],
-                self.opt_state, state[3], state[4])
+                self._opt_state, state[3], state[4])
 
     def _note_strategy(self, executor):
         """Once fit's tuner has decided: its strategy (for train_on_batch) and decision record."""

@@ -89,8 +89,25 @@ def test_the_steps_in_between_leave_the_weights_unchanged(opt):
     assert not np.allclose(acc.get_weights()[0], start[0])
 
 
-def test_the_accumulator_carries_across_fits_and_epochs():
-    """Batches left over at the end of one fit (or epoch) count towards the next update, as in Keras."""
+def test_several_epochs_with_a_k_that_does_not_divide_the_epoch():
+    """5 batches per epoch, K=2, 2 epochs: the accumulator carries over the epoch boundary (batch 5 of epoch 1
+    and batch 1 of epoch 2 make one update), as Keras's optimizer variables do."""
+    K, B = 2, 4
+    x, y = _data(5 * B)
+    start = _model("sgd").get_weights()
+    acc = _model(_optimizer("sgd"), start, steps_per_execution=1, gradient_accumulation_steps=K)
+    acc.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0)
+    big = _model(_optimizer("sgd"), start)
+    batches = [(x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]) for i in range(5)] * 2
+    for k in range(0, 10, K):
+        big.train_on_batch(np.concatenate([b[0] for b in batches[k:k + K]]),
+                           np.concatenate([b[1] for b in batches[k:k + K]]))
+    _close(acc.get_weights(), big.get_weights())
+    assert int(acc._trainer.opt_state.iterations) == 5
+
+
+def test_the_accumulator_carries_across_fits():
+    """Batches left over at the end of one fit count towards the next update, as in Keras."""
     K, B = 4, 8
     x, y = _data(K * B)
     start = _model("sgd").get_weights()
