@@ -34,6 +34,7 @@ class Strategy:
         self.steps_per_execution = int(steps_per_execution)
         self.compiler_options = dict(compiler_options or {})
         self.pass_options = dict(pass_options or {})
+        self._program = None     # (compiled, its variant for this strategy)
 
     def describe(self):
         return {"steps_per_execution": self.steps_per_execution, "compiler_options": dict(self.compiler_options),
@@ -45,7 +46,12 @@ class Strategy:
     def program(self, compiled):
         """The CompiledModel this strategy's steps come from: `compiled` with its options and pass options
         (made once per setting by CompiledModel.with_options, so later fits reuse the compiled steps)."""
-        return compiled.with_options(self.compiler_options, self.pass_options)
+        cached = self._program
+        if cached is not None and cached[0] is compiled:      # (asked once per execution: fit's hot path)
+            return cached[1]
+        program = compiled.with_options(self.compiler_options, self.pass_options)
+        self._program = (compiled, program)
+        return program
 
     def run(self, compiled, state, x, y, sw):
         """One execution: StackedBatches as one `train_multi` (lax.scan) call, otherwise one batch."""
