@@ -501,7 +501,7 @@ def worker_fncompiler(args, result):
     import jax
     import jax.numpy as jnp
     import fncompiler as keras
-    from fncompiler.runtime import autotune, data as data_lib
+    from fncompiler.runtime import data as data_lib, platform_options
     _warm_backend()
     name, config = args.model, args.config
     setup = SETUPS[name]
@@ -611,7 +611,7 @@ def worker_fncompiler(args, result):
     base = model._trainer.compiled      # its counts are the total; the tuner's option variants' share of them:
     for variant in getattr(base, "_variants", {}).values():
         extra_options = {k: v for k, v in variant.compiler_options.items() if base.compiler_options.get(k) != v}
-        quick = all(extra_options.get(k) == v for k, v in autotune.QUICK_CPU_OPTIONS.items())
+        quick = all(extra_options.get(k) == v for k, v in platform_options.QUICK_CPU_OPTIONS.items())
         label = "quick compile" if quick else "tuned XLA options"
         result.setdefault("compile_counts_by_options", {})[label] = dict(variant.trace_counts)
     if eager:
@@ -651,7 +651,7 @@ def worker_fncompiler(args, result):
         b1, raw1, raw1np = common.timed_alternating(
             [lambda: model.predict(x1, verbose=0), lambda: jax.block_until_ready(step(tv, ntv, xs1)),
              lambda: [np.asarray(o) for o in step(tv, ntv, np1)]], n1)
-        # Throughput is steady-state: predict's XLA-option tuner (runtime/inference_tuner.py) first times a hot batch
+        # Throughput is steady-state: predict's XLA-option tuner (runtime/tuned_steps.py) first times a hot batch
         # shape and its candidates on the caller's calls; those warm-up calls are reported apart, not timed.
         warm = predict_warmup(model, lambda: model.predict(xbig, batch_size=PREDICT_BIG, verbose=0), xsbig)
         big, rawbig = common.timed_alternating(
@@ -679,7 +679,7 @@ def predict_warmup(model, call, batch, max_calls=40):
     """Call `call` (one predict of `batch`) until predict's tuner has decided the batch's shape (at most
     `max_calls`); returns the warm-up calls, their seconds and the decision's name (None: nothing to tune)."""
     trainer = model._trainer or getattr(model, "_predict_trainer", None)
-    tuner = trainer._inference_tuner("predict") if trainer is not None else None
+    tuner = trainer.inference_tuner("predict") if trainer is not None else None
     sig = tuple((tuple(a.shape), str(a.dtype)) for a in batch)
     calls, t0 = 0, time.perf_counter()
     while tuner is not None and calls < max_calls and sig not in tuner.decisions():

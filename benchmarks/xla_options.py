@@ -10,7 +10,7 @@ default -O3). This is the measurement behind that choice: for each of fit.py's f
 compile fresh (`jax.clear_caches()` before each), then run on a batch of zeros. Reported: median compile seconds and
 median step milliseconds over the repeats (configurations interleaved), and ratios to XLA's own default.
 `--step predict --batches ...` measures the predict step at each batch size instead (what predict's tuner,
-runtime/inference_tuner.py, chooses between at run time).
+runtime/tuned_steps.py, chooses between at run time).
 """
 import argparse
 import json
@@ -31,7 +31,7 @@ OPTIONS = {
     "opt0": {"xla_backend_optimization_level": 0},
     "opt2": {"xla_backend_optimization_level": 2},
     "quick": "first",      # the autotuner's first candidate for the model (fit's first step on CPU), over ours
-    "ynn_off": "conv",     # ours + the autotuner's conv option (autotune.CPU_CONV_OPTIONS)
+    "ynn_off": "conv",     # ours + the autotuner's conv option (platform_options.CPU_CONV_OPTIONS)
 }
 # Input shapes without the batch axis where a model's inputs have unknown lengths.
 INPUT_SHAPES = {"ticket": [(12,), (100,), (12,)]}
@@ -74,14 +74,14 @@ def measure(name, option_names, repeats, steps, endpoint="train", batch=None):
 
 def _options(name, model, defaults):
     """The XLA options of option set `name` for `model`."""
-    from fncompiler.runtime import autotune
+    from fncompiler.runtime import platform_options, strategies
     spec = OPTIONS[name]
     if spec is None:
         return dict(defaults)
     if spec == "first":
-        return {**defaults, **autotune.candidates(model, "cpu", None)[0]["compiler_options"]}
+        return {**defaults, **strategies.fit_candidates(model, "cpu", None)[0].compiler_options}
     if spec == "conv":
-        return {**defaults, **autotune.CPU_CONV_OPTIONS}
+        return {**defaults, **platform_options.CPU_CONV_OPTIONS}
     return dict(spec)
 
 

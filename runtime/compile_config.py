@@ -4,6 +4,7 @@ import dataclasses
 from fncompiler import losses as losses_lib
 from fncompiler import metrics as metrics_lib
 from fncompiler import optimizers as optimizers_lib
+from . import accumulation
 
 
 @dataclasses.dataclass
@@ -32,7 +33,7 @@ def _per_output(value, names, what):
 
 class CompileConfig:
     def __init__(self, optimizer, loss, loss_weights, metrics, weighted_metrics, run_eagerly, steps_per_execution,
-                 jit_compile):
+                 jit_compile, gradient_accumulation_steps=None):
         self.optimizer = optimizer
         self.loss = loss
         self.loss_weights = loss_weights
@@ -58,12 +59,16 @@ class CompileConfig:
         if jit_compile is False:
             self.run_eagerly = True
         self.jit_compile = jit_compile
+        # K >= 1 (1: off), from this argument or the optimizer's own (runtime/accumulation.py)
+        self.gradient_accumulation_steps = accumulation.resolve_steps(gradient_accumulation_steps, optimizer)
+        self._accumulation_arg = gradient_accumulation_steps
         self.auto_scale_loss = True
         self.resolved = False
 
     @classmethod
     def create(cls, model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-               run_eagerly=False, steps_per_execution="auto", jit_compile="auto", auto_scale_loss=True):
+               run_eagerly=False, steps_per_execution="auto", jit_compile="auto", auto_scale_loss=True,
+               gradient_accumulation_steps=None):
         opt = optimizers_lib.get(optimizer)
         _check_auto_scale_loss(model, auto_scale_loss)
         # Validate names now, so a typo fails at compile() rather than at fit().
@@ -77,7 +82,8 @@ class CompileConfig:
             for leaf in _flat_metric_ids(value):
                 if isinstance(leaf, str):
                     metrics_lib.resolve(leaf)
-        cfg = cls(opt, loss, loss_weights, metrics, weighted_metrics, run_eagerly, steps_per_execution, jit_compile)
+        cfg = cls(opt, loss, loss_weights, metrics, weighted_metrics, run_eagerly, steps_per_execution, jit_compile,
+                  gradient_accumulation_steps)
         cfg.auto_scale_loss = auto_scale_loss
         names = getattr(model, "output_names", None)
         outputs = getattr(model, "outputs", None)
@@ -139,6 +145,8 @@ class CompileConfig:
         }
         if not self.auto_scale_loss:       # Keras's layout has no such key; written only when it is not the default
             config["auto_scale_loss"] = False
+        if self._accumulation_arg is not None:    # (nor this one; the optimizer's own argument is in its config)
+            config["gradient_accumulation_steps"] = self._accumulation_arg
         return config
 
     @staticmethod

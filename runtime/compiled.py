@@ -7,7 +7,6 @@
     compiled.predict(x)                                # the jitted predict step over the model's weights
 """
 import collections
-import os
 import time
 
 import jax
@@ -16,23 +15,10 @@ import numpy as np
 
 from fncompiler import ir
 from fncompiler import passes as passes_lib
-from . import lowering, placement, steps
+from . import accumulation, lowering, placement, steps, tuned_steps
+from .platform_options import DEFAULT_COMPILER_OPTIONS, default_compiler_options
 
-
-# XLA options every step is compiled with, per platform (a user's `compiler_options` override them).
-# CPU: LLVM's -O1 pipeline instead of XLA's default -O3. Measured on fit.py's four models (benchmarks/
-# xla_options.py, 3 interleaved repeats): the train step compiles in 0.84-0.99x the time (ResNet 0.99 -> 0.89 s,
-# ticket 1.26 -> 1.08 s, autoencoder 1.03 -> 0.86 s) and runs as fast (0.94-1.00x: the heavy kernels are library
-# calls, and fusions are vectorized before LLVM). -O0 compiles faster still but runs up to 7.8x slower.
-DEFAULT_COMPILER_OPTIONS = {"cpu": {"xla_backend_optimization_level": 1}}
-
-
-def default_compiler_options(platform=None):
-    """The XLA options fncompiler compiles with on `platform` (default: the default device's)."""
-    if os.environ.get("FNCOMPILER_XLA_DEFAULTS", "1") == "0":
-        return {}
-    platform = platform or jax.devices()[0].platform
-    return dict(DEFAULT_COMPILER_OPTIONS.get(platform, {}))
+__all__ = ["CompiledModel", "compile_model", "default_compiler_options", "DEFAULT_COMPILER_OPTIONS"]
 
 
 class _VariantCounts(collections.Counter):
@@ -70,26 +56,46 @@ class CompiledModel:
         self.compiler_options = {**default_compiler_options(), **dict(compiler_options or {})}
         self.pass_options = passes_lib.check_options(pass_options or {}, passes)
         self._variants = {}
+        self._block_runs = {}    # pass mode -> repeated_block_runs()
 
-    def with_options(self, compiler_options):
-        """This model with other XLA options (on top of its own) for its steps: the same passes and lowering
-        (shared, not run again) and its own jitted steps and trace counts (which also count in this model's:
-        `trace_counts` here is the total). Made once per set of options, so a later fit that picks the same
-        options reuses the compiled steps."""
+    def with_options(self, compiler_options=None, pass_options=None):
+        """This model with other XLA options and / or pass options (on top of its own) for its steps: with the
+        same pass options it shares the passes and lowering (not run again); it has its own jitted steps and
+        trace counts (which also count in this model's: `trace_counts` here is the total). Made once per
+        setting, so a later fit that picks the same one reuses the compiled steps."""
         options = {**self.compiler_options, **dict(compiler_options or {})}
-        if options == self.compiler_options:
+        passes = {**self.pass_options, **dict(pass_options or {})}
+        if options == self.compiler_options and passes == self.pass_options:
             return self
-        key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+        key = (tuple(sorted((k, repr(v)) for k, v in options.items())),
+               tuple(sorted((k, repr(v)) for k, v in passes.items())))
         variant = self._variants.get(key)
         if variant is None:
             variant = CompiledModel(self.model, mode=self.mode, passes=self._custom_passes,
-                                    compile_config=self.compile_config, verify=self.verify,
-                                    pass_options=self.pass_options)
+                                    compile_config=self.compile_config, verify=self.verify, pass_options=passes)
             variant.compiler_options = options
-            variant._pipelines, variant._lowered = self._pipelines, self._lowered
+            if passes == self.pass_options:
+                variant._pipelines, variant._lowered = self._pipelines, self._lowered
             variant.trace_counts = _VariantCounts(self.trace_counts)
             self._variants[key] = variant
         return variant
+
+    @property
+    def custom_passes(self):
+        """The `passes=` this model was compiled with (None: each mode's default pipeline)."""
+        return self._custom_passes
+
+    def repeated_block_runs(self, pass_mode="train"):
+        """What the scan_repeated_blocks pass finds in the `pass_mode` graph without rewriting it (policy
+        "never"): its report ("found N runs (...)") when there are runs of repeated blocks, else None."""
+        found = self._block_runs.get(pass_mode, False)
+        if found is False:
+            from fncompiler.passes import scan_blocks
+            graph = ir.copy(self.graph(pass_mode))
+            ctx = passes_lib.PassContext(mode=pass_mode, options={**self.pass_options, "scan_blocks": "never"})
+            report = scan_blocks.run(graph, ctx).report
+            found = self._block_runs[pass_mode] = report if report.startswith("found") else None
+        return found
 
     # -- passes and lowering -----------------------------------------------------------------------
     def _pipeline(self, pass_mode):
@@ -134,25 +140,23 @@ class CompiledModel:
     # -- steps -------------------------------------------------------------------------------------
     def step(self, endpoint):
         """The (jitted, or eager) step function for "train", "eval" or "predict". With `autotune=True`, "train" is
-        a `step_tuner.TunedTrainStep` (the step compiled with the XLA options measured fastest for its inputs at
-        its first call) and "predict" / "eval" an `inference_tuner.InferenceTuner` (the same choice, per batch
-        shape once the shape is hot), where there are options to choose from."""
+        a `tuned_steps.TunedTrainStep` (the step compiled with the XLA options measured fastest for its inputs at
+        its first call) and "predict" / "eval" a `tuned_steps.TunedInferenceStep` (the same choice, per batch
+        shape once the shape is hot), where there are options to choose from; both decide through
+        runtime/tuner.py."""
         if self.autotune and endpoint in ("train", "predict", "eval"):
             tuned = self._steps.get(endpoint + ":tuned")
             if tuned is None:
-                if endpoint == "train":
-                    from .step_tuner import TunedTrainStep
-                    tuned = TunedTrainStep(self)
-                else:
-                    from .inference_tuner import InferenceTuner
-                    tuned = InferenceTuner(self, endpoint)
-                    if not tuned.active:
-                        tuned = self._step(endpoint)
+                tuned = (tuned_steps.TunedTrainStep(self) if endpoint == "train"
+                         else tuned_steps.TunedInferenceStep(self, endpoint))
+                if endpoint != "train" and not tuned.active:
+                    tuned = self.untuned_step(endpoint)
                 self._steps[endpoint + ":tuned"] = tuned
             return tuned
-        return self._step(endpoint)
+        return self.untuned_step(endpoint)
 
-    def _step(self, endpoint):
+    def untuned_step(self, endpoint):
+        """The step for `endpoint` compiled with this model's own options (no tuner)."""
         if endpoint not in self._steps:
             if endpoint == "predict":
                 low = self.lowered("predict")
@@ -167,6 +171,8 @@ class CompiledModel:
                 if self.compile_config is None:
                     raise RuntimeError(f"The {endpoint} step needs a compiled model: call model.compile(...) first.")
                 cfg = self.compile_config
+                if endpoint != "eval":    # what the train step applies (with gradient accumulation: accumulates)
+                    cfg = accumulation.train_config(cfg)
                 if endpoint == "train":
                     fn = steps.make_train_step(self.lowered("train"), cfg, self.trace_counts)
                     self._steps[endpoint] = self._wrap(endpoint, fn, donate=(0,))
@@ -296,9 +302,9 @@ def compile_model(model, mode="jit", passes=None, verify=False, compile_config=N
     pass_options: options the passes read (e.g. {"remat_policy": "dots_saveable", "scan_min_repeats": 4}); a key
         no pass declares (`Pass(options=...)`) raises ValueError naming it and the valid keys.
     autotune: the train step's XLA options chosen by measurement at its first call per input signature
-        (runtime/step_tuner.py: candidates checked against each other and timed on copies of the caller's state;
-        the decision is cached per model signature and device), and the predict and eval steps' per batch shape
-        once it is hot (runtime/inference_tuner.py). `fit`, `predict` and `evaluate` tune on their own; this is
+        (runtime/tuned_steps.py through runtime/tuner.py: candidates checked against each other and timed on
+        copies of the caller's state; the decision is cached per model signature and device), and the predict
+        and eval steps' per batch shape once it is hot (the same modules). `fit`, `predict` and `evaluate` tune on their own; this is
         for code that calls `step(...)` itself.
     """
     if compile_config is None:

@@ -13,38 +13,25 @@ import numpy as np
 
 from fncompiler import callbacks as callbacks_lib
 from fncompiler.utils import random as random_utils
+from . import accumulation
 from . import buckets
+from . import executions as executions_lib
+from . import executor as executor_lib
 from . import host_eval
 from . import data as data_lib
 from . import data_sources
 from . import placement
-from . import inference_tuner
 from . import steps as steps_lib
 from .compile_config import CompileConfig
 from .compiled import compile_model
 from .progbar import Progbar
+from .tuned_steps import TunedInferenceStep
 
 __all__ = ["Trainer", "CompileConfig"]
 
 
-class _Group:
-    """`spe` batches stacked along a new leading axis, already on device."""
-
-    def __init__(self, xs, ys, sws):
-        self.xs, self.ys, self.sws = xs, ys, sws
-
-
 def _resolve_verbose(verbose):
     return 1 if verbose == "auto" else int(verbose)
-
-
-def run_execution(compiled, state, bx, by, bsw):
-    """One execution of `compiled`'s train step: a _Group as one `train_multi` (lax.scan) call, otherwise one
-    batch. The fit loop and the autotuner both train through this."""
-    if isinstance(bx, _Group):
-        return compiled.step("train_multi")(state, bx.xs, bx.ys, bx.sws)
-    return compiled.step("train")(state, placement.place_batch(bx), placement.place_batch(by),
-                                  None if bsw is None else placement.place_batch([bsw])[0])
 
 
 def _ordered(logs):
@@ -57,11 +44,12 @@ class Trainer:
         self.cfg = cfg
         mode = "eager" if cfg is not None and cfg.run_eagerly else "jit"
         self.compiled = compile_model(model, mode=mode, compile_config=cfg)
-        # The train steps' own CompiledModel when the autotuner chose XLA options for training (eval keeps
-        # `compiled`; predict and evaluate choose per batch shape, `inference_tuners`); None: `compiled`.
-        self.train_compiled = None
-        self.first_step_seconds = None     # the first tuned fit's first step (with its compilation): autotune.py
-        self.inference_tuners = {}         # "predict" / "eval" -> inference_tuner.InferenceTuner
+        # The train strategy fit's tuner chose last (train_on_batch runs its program one batch at a time; eval
+        # keeps `compiled`; predict and evaluate choose per batch shape, `inference_tuners`).
+        self.train_strategy = executor_lib.fixed(self.compiled, 1).strategy
+        self.autotune_decision = None      # the last tuned fit's decision record (runtime/tuner.py)
+        self.tuning_memory = {}            # kept across fits: the first tuned fit's first step (executor.py)
+        self.inference_tuners = {}         # "predict" / "eval" -> tuned_steps.TunedInferenceStep
         self.opt_state = model.__dict__.pop("_restored_opt_state", None)
         self.rng_state = model.__dict__.pop("_restored_rng_state", None)   # the dropout key carries across fits
         self.rng_seed = None
@@ -80,8 +68,19 @@ class Trainer:
     def _device(self, arrays):
         return placement.place_batch(arrays)
 
-    def _train_cm(self):
-        return self.train_compiled or self.compiled
+    @property
+    def opt_state(self):
+        """The optimizer's state (what is saved): without the gradient accumulator (runtime/accumulation.py)."""
+        return accumulation.optimizer_state(self.__dict__.get("_opt_state"))
+
+    @opt_state.setter
+    def opt_state(self, value):
+        self._opt_state = value
+
+    @property
+    def train_config(self):
+        """The compile config the train step applies (with gradient accumulation: an accumulating optimizer)."""
+        return accumulation.train_config(self.cfg)
 
     def _variables(self):
         low = self.compiled.lowered("train")
@@ -104,7 +103,7 @@ class Trainer:
 
     def _init_state_fn(self, trainable, non_trainable, seed):
         copy = lambda xs: [jnp.array(x, copy=True) for x in xs]      # fresh buffers: the state is donated
-        return steps_lib.initial_train_state(copy(trainable), copy(non_trainable), self.cfg, seed)
+        return steps_lib.initial_train_state(copy(trainable), copy(non_trainable), self.train_config, seed)
 
     def _start_state(self):
         tvars, ntvars = self._variables()
@@ -115,9 +114,9 @@ class Trainer:
         else:
             trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in tvars], tvars)
             non_trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in ntvars], ntvars)
-            state = steps_lib.initial_train_state(trainable, non_trainable, self.cfg, self.rng_seed)
-        if self.opt_state is not None:
-            state = (state[0], state[1], self.opt_state, state[3], state[4])
+            state = steps_lib.initial_train_state(trainable, non_trainable, self.train_config, self.rng_seed)
+        if self._opt_state is not None:
+            state = (state[0], state[1], accumulation.resume(self._opt_state, state[2]), state[3], state[4])
         if self.rng_state is not None:
             state = (state[0], state[1], state[2], state[3], self.rng_state)
         state = (state[0], state[1], placement.place_tree(state[2]), placement.place_tree(state[3]),
@@ -131,7 +130,8 @@ class Trainer:
         if getattr(self.cfg.optimizer, "has_schedule", False) or not isinstance(lr, (int, float)):
             return state
         if self._lr_synced != lr:
-            state = (state[0], state[1], self.cfg.optimizer.set_learning_rate(state[2], float(lr)), state[3], state[4])
+            state = (state[0], state[1], self.train_config.optimizer.set_learning_rate(state[2], float(lr)), state[3],
+                     state[4])
             self._lr_synced = lr
         return state
 
@@ -146,7 +146,7 @@ class Trainer:
             v._value = x
             self._written[id(v)] = v._value
         copy = host_eval.copy_tree if copy_state else (lambda t: t)
-        self.opt_state = copy(state[2])
+        self._opt_state = copy(state[2])       # (with the accumulator; `opt_state` gives the optimizer's own)
         self.rng_state = copy(state[4])
 
     def sync_live(self):
@@ -255,16 +255,14 @@ class Trainer:
         self.model.stop_training = False
         state = self._start_state()
         spe = self.cfg.steps_per_execution
-        tuner = None
         if spe == "auto" and self.compiled.mode == "eager":
             spe = 1
         if spe == "auto":
-            from .autotune import OnlineTuner
             total = None if steps is None else steps * max(epochs - initial_epoch, 0)
-            tuner = OnlineTuner(self, steps, allow_scan=not batch_hooks, total_batches=total)
-            spe = tuner.steps_per_execution
-        elif batch_hooks:
-            spe = 1      # per-batch callbacks see the state after every batch
+            executor = executor_lib.TuningExecutor(self.compiled, steps, allow_scan=not batch_hooks,
+                                                   total_batches=total, memory=self.tuning_memory)
+        else:            # per-batch callbacks see the state after every batch
+            executor = executor_lib.fixed(self.compiled, 1 if batch_hooks else spe)
         cbs.on_train_begin()
         epoch_logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -286,12 +284,10 @@ class Trainer:
                            for i, idx in self._batches(n, batch_size, order))
                 if steps_per_epoch is not None:
                     batches = self._cycle(batches, steps, n, batch_size, xs, ys, sw, shuffle)
-            for i, bx, by, bsw in self._executions(batches, spe, batch_size):
+            for i, bx, by, bsw in executions_lib.executions(batches, executor.steps_per_execution, batch_size):
                 cbs.on_train_batch_begin(i)
-                if tuner is not None:
-                    state = tuner.run(state, bx, by, bsw)
-                else:
-                    state = run_execution(self._train_cm(), state, bx, by, bsw)
+                state = executor.run(state, bx, by, bsw)
+                self._note_strategy(executor)
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
                     logs = self._logs(state[3])
@@ -301,8 +297,7 @@ class Trainer:
                     bar.update(done, _ordered(logs))
                 if self.model.stop_training:
                     break
-            if tuner is not None:
-                tuner.epoch_end(state)
+            executor.epoch_end(state)
             if generator:
                 data_sources.end_epoch(source)
             epoch_logs = self._logs(state[3])
@@ -335,40 +330,13 @@ class Trainer:
             return x if written.get(id(v)) is v._value else placement.place_weights([jnp.array(v.value, copy=True)],
                                                                                     [v])[0]
         return ([current(v, x) for v, x in zip(tvars, state[0])], [current(v, x) for v, x in zip(ntvars, state[1])],
-                self.opt_state, state[3], state[4])
+                self._opt_state, state[3], state[4])
 
-    def _executions(self, batches, spe, batch_size):
-        """Yield (last batch index, x, y, sw) per execution: single batches, or a _Group of `spe` full batches
-        stacked (one lax.scan call), falling back to single steps for the remainder. `spe` may be a function,
-        asked before each batch is taken (the autotuner changes the strategy between executions)."""
-        spe_of = spe if callable(spe) else None
-        if spe_of is None and spe <= 1:
-            yield from batches
-            return
-        pending = []
-        for item in batches:
-            if spe_of is not None:
-                spe = spe_of()
-                if spe <= 1:
-                    yield from pending
-                    pending = []
-                    yield item
-                    continue
-            full = item[1] and item[1][0].shape[0] == batch_size and item[3] is None
-            if not full:
-                yield from pending
-                pending = []
-                yield item
-                continue
-            pending.append(item)
-            if len(pending) == spe:
-                xs = placement.place_batch([np.stack([p[1][k] for p in pending]) for k in range(len(item[1]))],
-                                           batch_axis=1)
-                ys = placement.place_batch([None if item[2][k] is None else np.stack([p[2][k] for p in pending])
-                                            for k in range(len(item[2]))], batch_axis=1)
-                yield pending[-1][0], _Group(xs, ys, None), None, None
-                pending = []
-        yield from pending
+    def _note_strategy(self, executor):
+        """Once fit's tuner has decided: its strategy (for train_on_batch) and decision record."""
+        if executor.decision is not None and executor.decision is not self.autotune_decision:
+            self.autotune_decision = executor.decision
+            self.train_strategy = executor.strategy
 
     def _cycle(self, batches, steps, n, batch_size, xs, ys, sw, shuffle):
         count = 0
@@ -405,8 +373,8 @@ class Trainer:
     def _eval_step(self, tuned):
         """The eval step; `tuned`: through its XLA-option tuner (evaluate(), not fit's validation, so that tuning
         never lands inside fit's epochs)."""
-        tuner = self._inference_tuner("eval") if tuned else None
-        return tuner if tuner is not None else self.compiled.step("eval")
+        tuner = self.inference_tuner("eval") if tuned else None
+        return tuner if tuner is not None else self.compiled.untuned_step("eval")
 
     def _evaluate_arrays(self, trainable, non_trainable, xs, ys, sw, batch_size, verbose=0, callbacks=None,
                          tuned=False, steps=None):
@@ -459,13 +427,13 @@ class Trainer:
     # -- predict -----------------------------------------------------------------------------------
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         verbose = _resolve_verbose(verbose)
-        step = self.compiled.step("predict")
+        step = self.compiled.untuned_step("predict")
         low = self.compiled.lowered("predict")
         tv = placement.place_weights([v.value for v in low.trainable], low.trainable)
         ntv = placement.place_weights([v.value for v in low.non_trainable], low.non_trainable)
         bucketed = self._bucketed(low)
         cap = batch_size or 32
-        tuner = self._inference_tuner("predict")
+        tuner = self.inference_tuner("predict")
         if tuner is not None:
             step = tuner
 
@@ -519,15 +487,15 @@ class Trainer:
         return [[placement.to_host(a) for a in o] if not isinstance(o, tuple)
                 else [placement.to_host(a)[:o[1]] for a in o[0]] for o in outs]
 
-    def _inference_tuner(self, endpoint):
-        """The XLA-option tuner of the "predict" or "eval" step (runtime/inference_tuner.py), or None: not
+    def inference_tuner(self, endpoint):
+        """The XLA-option tuner of the "predict" or "eval" step (runtime/tuned_steps.py), or None: not
         jitted, distributed, a fixed steps_per_execution (the autotuner is off), or nothing to choose from."""
         if (self.compiled.mode != "jit" or placement.current() is not None
                 or (self.cfg is not None and self.cfg.steps_per_execution != "auto")):
             return None
         tuner = self.inference_tuners.get(endpoint)
         if tuner is None:
-            tuner = self.inference_tuners[endpoint] = inference_tuner.InferenceTuner(self.compiled, endpoint)
+            tuner = self.inference_tuners[endpoint] = TunedInferenceStep(self.compiled, endpoint)
         return tuner if tuner.active else None
 
     def _bucketed(self, low):
@@ -554,7 +522,7 @@ class Trainer:
             sw = data_sources.apply_class_weight(ys, sw, data_sources.check_class_weight(class_weight),
                                                  self.cfg.output_names)
         state = self._sync_lr(self._start_state())
-        state = run_execution(self._train_cm(), state, xs, ys, sw)
+        state = self.train_strategy.run_per_step(self.compiled, state, xs, ys, sw)
         logs = self._logs(state[3])
         self._write_back(state)
         return self._batch_logs(logs, return_dict)

@@ -95,10 +95,10 @@ def test_xla_options_benchmark_measures_each_option_set(tmp_path):
     assert set(res) == {"xla", "ours", "opt0", "quick"}      # XLA's default is always the reference
     assert res["xla"]["options"] == {"xla_backend_optimization_level": 3}
     assert res["opt0"]["options"] == {"xla_backend_optimization_level": 0}
-    from fncompiler.runtime import autotune
+    from fncompiler.runtime import platform_options
     from fncompiler.runtime.compiled import default_compiler_options
     # "quick": the autotuner's first candidate on CPU (fit's first step), over fncompiler's defaults
-    assert res["quick"]["options"] == {**default_compiler_options("cpu"), **autotune.QUICK_CPU_OPTIONS}
+    assert res["quick"]["options"] == {**default_compiler_options("cpu"), **platform_options.QUICK_CPU_OPTIONS}
     for r in res.values():
         assert r["compile_s"] > 0.01 and r["step_ms"] > 0     # a real compile each time, not a cache hit
     assert "| mlp | 64 | xla" in proc.stdout

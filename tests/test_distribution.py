@@ -392,8 +392,8 @@ def test_autotuned_scan_under_data_parallel_matches_per_step(tmp_path):
     r = run_script(f"""
         import os
         os.environ["FNCOMPILER_CACHE_DIR"] = {str(tmp_path)!r}
-        from fncompiler.runtime import autotune
-        autotune.OnlineTuner.PAYOFF = 0.0           # a short fit: tune anyway
+        from fncompiler.runtime import executor
+        executor.TuningExecutor.PAYOFF = 0.0        # a short fit: tune anyway
         X = rng.normal(size=(1024, 784)).astype("float32")
         Y = rng.integers(0, 10, size=1024).astype("int32")
         ref = build()

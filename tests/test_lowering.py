@@ -144,7 +144,7 @@ def test_steps_per_execution_scan_matches_per_step(tmp_path, monkeypatch):
     x = np.random.default_rng(0).random((1000, 20), dtype=np.float32)
     y = np.random.default_rng(1).integers(0, 3, 1000)
     results = {}
-    for spe in (1, 4):              # "auto": tests/test_autotune.py
+    for spe in (1, 4):              # "auto": tests/test_fit_tuning.py
         model = _spe_model(spe)
         history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
         results[spe] = (model.get_weights(), history.history, model._trainer.compiled.trace_counts)

@@ -128,12 +128,14 @@ class Model(Layer):
 
     # -- training API (implemented by fncompiler.runtime.trainer) -----------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-                run_eagerly=False, steps_per_execution="auto", jit_compile="auto", auto_scale_loss=True):
+                run_eagerly=False, steps_per_execution="auto", jit_compile="auto", auto_scale_loss=True,
+                gradient_accumulation_steps=None):
         from ..runtime import trainer
         self._compile_config = trainer.CompileConfig.create(
             self, optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
             weighted_metrics=weighted_metrics, run_eagerly=run_eagerly, steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile, auto_scale_loss=auto_scale_loss)
+            jit_compile=jit_compile, auto_scale_loss=auto_scale_loss,
+            gradient_accumulation_steps=gradient_accumulation_steps)
         self._trainer = None
         self.__dict__.pop("_restored_opt_state", None)   # state of a previous optimizer does not carry over
 

@@ -40,11 +40,12 @@ def adadelta_rule(rho=0.95, epsilon=1e-7):
 
 class Adadelta(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, gradient_accumulation_steps=None,
                  name="adadelta"):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema, name=name)
+                         global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
         self.rho = float(rho)
         self.epsilon = float(epsilon)
 

@@ -53,10 +53,11 @@ def adam_rule(beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False):
 class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, use_ema=False, name="adam"):
+                 global_clipnorm=None, use_ema=False, gradient_accumulation_steps=None, name="adam"):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema, name=name)
+                         global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
@@ -77,7 +78,7 @@ class AdamW(Adam):
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, use_ema=False, name="adamw"):
+                 global_clipnorm=None, use_ema=False, gradient_accumulation_steps=None, name="adamw"):
         if weight_decay is None:
             raise ValueError(
                 "Argument `weight_decay` must be a float for AdamW. Received: weight_decay=None. "
@@ -86,4 +87,5 @@ class AdamW(Adam):
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, amsgrad=amsgrad, weight_decay=weight_decay,
                          clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema, name=name)
+                         global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)

@@ -45,6 +45,19 @@ def _check_number(arg, value, allow_none=True):
     return float(value)
 
 
+def _check_accumulation(steps):
+    """Keras's rule for the optimizer argument: None, or an int >= 2."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise TypeError(f"`gradient_accumulation_steps` must be an integer >= 2 or None. Received: "
+                        f"gradient_accumulation_steps={steps!r}")
+    if steps < 2:
+        raise ValueError(f"`gradient_accumulation_steps` must be an integer >= 2. Received: "
+                         f"gradient_accumulation_steps={steps}")
+    return steps
+
+
 class Optimizer:
     """Base optimizer. Subclasses implement ``update_rule()`` returning an
     ``optax.GradientTransformationExtraArgs`` whose ``update`` accepts the keyword
@@ -52,7 +65,7 @@ class Optimizer:
     before increment) and returns additive updates."""
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, use_ema=False, name=None):
+                 global_clipnorm=None, use_ema=False, gradient_accumulation_steps=None, name=None):
         if use_ema:
             raise ValueError(
                 "use_ema=True is not supported by fncompiler optimizers. Received use_ema=True; "
@@ -64,6 +77,9 @@ class Optimizer:
         self.clipvalue = _check_number("clipvalue", clipvalue)
         self.global_clipnorm = _check_number("global_clipnorm", global_clipnorm)
         self.use_ema = False
+        # Keras's gradient accumulation: None (off) or an int >= 2; the train step applies it
+        # (runtime/accumulation.py), like compile(gradient_accumulation_steps=...).
+        self.gradient_accumulation_steps = _check_accumulation(gradient_accumulation_steps)
         self._clip = clipping_transforms(self.clipnorm, self.clipvalue, self.global_clipnorm)
         self._learning_rate = self._validate_learning_rate(learning_rate)
         self._tx = None
@@ -185,7 +201,8 @@ class Optimizer:
             )
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
-                "clipvalue": self.clipvalue, "use_ema": self.use_ema}
+                "clipvalue": self.clipvalue, "use_ema": self.use_ema,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

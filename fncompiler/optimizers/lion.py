@@ -35,11 +35,12 @@ def lion_rule(beta_1=0.9, beta_2=0.99):
 
 class Lion(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, gradient_accumulation_steps=None,
                  name="lion"):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema, name=name)
+                         global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
         if not 0 < beta_1 <= 1:
             raise ValueError(f"Argument `beta_1` must be in the (0, 1] range. Received: "
                              f"beta_1={beta_1}.")

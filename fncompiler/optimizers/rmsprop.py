@@ -54,10 +54,11 @@ def rmsprop_rule(rho=0.9, momentum=0.0, epsilon=1e-7, centered=False):
 class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 use_ema=False, name="rmsprop"):
+                 use_ema=False, gradient_accumulation_steps=None, name="rmsprop"):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema, name=name)
+                         global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
         self.rho = float(rho)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)

@@ -41,10 +41,11 @@ def sgd_rule(momentum=0.0, nesterov=False):
 
 class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, name="SGD"):
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, gradient_accumulation_steps=None, name="SGD"):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema, name=name)
+                         global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
                 or not 0 <= momentum <= 1:
             raise ValueError(f"`momentum` must be a float between [0, 1]. Received: "

@@ -110,6 +110,8 @@ def compile_kwargs_from_config(config, custom_objects):
         "jit_compile": config.get("jit_compile", "auto"),
         "auto_scale_loss": config.get("auto_scale_loss", True),
     }
+    if config.get("gradient_accumulation_steps") is not None:     # written only when compile() was given it
+        kwargs["gradient_accumulation_steps"] = config["gradient_accumulation_steps"]
     if not isinstance(kwargs["run_eagerly"], bool):
         raise ModelFileError("compile_config: 'run_eagerly' must be true or false.")
     spe = kwargs["steps_per_execution"]

@@ -1,4 +1,4 @@
-"""`compile_model(model, autotune=True)` (runtime/step_tuner.py): the train step called directly runs with the XLA
+"""`compile_model(model, autotune=True)` (runtime/tuned_steps.py): the train step called directly runs with the XLA
 options measured fastest for its inputs, after checking that every candidate computes the same update."""
 import jax
 import jax.numpy as jnp
@@ -7,14 +7,15 @@ import pytest
 
 import fncompiler as keras
 from fncompiler import layers
-from fncompiler.runtime import autotune, step_tuner, steps
+from fncompiler.runtime import strategies, steps, tuned_steps, tuner
+from fncompiler.runtime.strategies import Strategy
 from fncompiler.runtime.compiled import compile_model
 
 
 @pytest.fixture(autouse=True)
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FNCOMPILER_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(autotune, "_MEMORY", {})
+    monkeypatch.setattr(tuner, "_MEMORY", {})
     return tmp_path
 
 
@@ -52,11 +53,11 @@ def _on_cpu():
 
 def test_candidates_per_platform():
     model = _conv_model()
-    names = [c["name"] for c in step_tuner.step_candidates(model, "cpu")]
+    names = [c.name for c in strategies.option_candidates(model, "cpu")]
     assert names == ["default options", "conv option (ynn off)"]
-    assert [c["name"] for c in step_tuner.step_candidates(model, "gpu")] == ["default options"]
+    assert [c.name for c in strategies.option_candidates(model, "gpu")] == ["default options"]
     dense = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(2)])
-    assert [c["name"] for c in step_tuner.step_candidates(dense, "cpu")] == ["default options"]
+    assert [c.name for c in strategies.option_candidates(dense, "cpu")] == ["default options"]
 
 
 def test_tuned_step_trains_like_the_plain_step_and_records_its_measurements(fresh_cache):
@@ -70,13 +71,13 @@ def test_tuned_step_trains_like_the_plain_step_and_records_its_measurements(fres
     if not _on_cpu():
         # one candidate off CPU: nothing measured, the plain options chosen, the step traced once for every call
         platform = jax.devices()[0].platform
-        assert [c["name"] for c in step_tuner.step_candidates(model, platform)] == ["default options"]
-        assert decision["report"] == [] and decision["name"] == "default options"
+        assert [c.name for c in strategies.option_candidates(model, platform)] == ["default options"]
+        assert [r["name"] for r in decision["report"]] == ["default options"] and decision["name"] == "default options"
         assert decision["compiler_options"] == {} and tuned.trace_counts["train"] == 1
         return
     report = decision["report"]
     assert [r["name"] for r in report] == ["default options", "conv option (ynn off)"]
-    assert all(r["agrees"] and r["seconds_per_call"] > 0 and r["timed_calls"] >= 3 for r in report)
+    assert all(r["agrees"] and r["step_s"] > 0 and r["timed_steps"] >= 3 and r["compile_s"] >= 0 for r in report)
     assert report[1]["update_mismatch"] <= 1e-2
     chosen = tuned.with_options(decision["compiler_options"])
     variants = sum(v.trace_counts["train"] for v in tuned._variants.values())
@@ -92,7 +93,7 @@ def test_a_cached_decision_compiles_only_the_chosen_step(monkeypatch):
     model = _conv_model()
     _train(compile_model(model, autotune=True))
     calls = []
-    monkeypatch.setattr(autotune, "update_mismatch", lambda *a: calls.append(a) or 0.0)
+    monkeypatch.setattr(tuner, "update_mismatch", lambda *a: calls.append(a) or 0.0)
     again = compile_model(model, autotune=True)
     _train(again)
     assert calls == []
@@ -109,12 +110,12 @@ def test_a_candidate_that_computes_something_else_is_never_chosen(monkeypatch):
     tuned = compile_model(model, autotune=True)
     real = type(tuned).with_options
 
-    def with_options(self, options):       # the conv option's program computes another optimizer's update
+    def with_options(self, options, pass_options=None):   # the conv option's program: another optimizer's update
         if options:
             return compile_model(model, compile_config=wrong._compile_config, compiler_options=options)
-        return real(self, options)
+        return real(self, options, pass_options)
     monkeypatch.setattr(type(tuned), "with_options", with_options)
-    monkeypatch.setattr(step_tuner.TunedTrainStep, "MARGIN", 1e9)       # it would win on time
+    monkeypatch.setattr(tuner, "MARGIN", 1e9)       # it would win on time
     x, y = _batch()
     tuned.step("train")(_state(tuned), x, y, None)
     report = tuned.step("train").last_decision["report"]
@@ -123,9 +124,8 @@ def test_a_candidate_that_computes_something_else_is_never_chosen(monkeypatch):
 
 
 def test_an_unknown_option_is_skipped(monkeypatch):
-    monkeypatch.setattr(step_tuner, "step_candidates", lambda model, platform: [
-        {"name": "default options", "compiler_options": {}},
-        {"name": "bogus", "compiler_options": {"xla_no_such_option_for_this_test": True}}])
+    monkeypatch.setattr(tuned_steps, "option_candidates", lambda model, platform: [
+        Strategy("default options"), Strategy("bogus", compiler_options={"xla_no_such_option_for_this_test": True})])
     tuned = compile_model(_conv_model(), autotune=True)
     state = _train(tuned, n_steps=2)
     report = tuned.step("train").last_decision["report"]

@@ -1,6 +1,6 @@
-"""The online autotuner (`compile(steps_per_execution="auto")`, runtime/autotune.py): it trains on fit's own
-batches, checks every candidate against the reference on the same batch from the same state, keeps the
-fastest correct one, and caches the decision."""
+"""fit's tuning (`compile(steps_per_execution="auto")`, runtime/executor.py through runtime/tuner.py): it trains on
+fit's own batches, checks every candidate strategy against the reference on the same batch from the same state,
+keeps the one predicted fastest for the rest of the fit, and caches the decision."""
 import json
 
 import numpy as np
@@ -8,15 +8,16 @@ import pytest
 
 import fncompiler as keras
 from fncompiler import layers
-from fncompiler.runtime import autotune
+from fncompiler.runtime import executor, platform_options, strategies, tuner
 from fncompiler.runtime.compiled import default_compiler_options
+from fncompiler.runtime.strategies import QUICK, Strategy
 
 
 @pytest.fixture(autouse=True)
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FNCOMPILER_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(autotune, "_MEMORY", {})
-    monkeypatch.setattr(autotune.OnlineTuner, "PAYOFF", 0.0)     # these fits are short: tune them anyway
+    monkeypatch.setattr(tuner, "_MEMORY", {})
+    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.0)     # these fits are short: tune them anyway
     return tmp_path
 
 
@@ -27,7 +28,7 @@ def _on_cpu():
 
 def _first_names():
     """The names the candidate list starts with on this platform (the quick compile first on CPU)."""
-    return [autotune.QUICK, "per-step jit"] if _on_cpu() else ["per-step jit"]
+    return [QUICK, "per-step jit"] if _on_cpu() else ["per-step jit"]
 
 
 def _traces(trainer, endpoint):
@@ -56,19 +57,49 @@ def _mlp(spe="auto", optimizer="rmsprop"):
 def test_update_mismatch_is_relative_to_the_update():
     before = [np.zeros(4)]
     ref = [np.array([1.0, -1.0, 1.0, -1.0])]
-    assert autotune.update_mismatch(before, ref, ref) == 0.0
-    assert autotune.update_mismatch(before, ref, [ref[0] * 1.001]) == pytest.approx(1e-3)
-    assert autotune.update_mismatch(before, ref, [-ref[0]]) == pytest.approx(2.0)
-    assert autotune.update_mismatch(before, ref, [np.array([np.nan, 0, 0, 0])]) == float("inf")
-    assert autotune.update_mismatch(before, before, before) == 0.0
+    assert tuner.update_mismatch(before, ref, ref) == 0.0
+    assert tuner.update_mismatch(before, ref, [ref[0] * 1.001]) == pytest.approx(1e-3)
+    assert tuner.update_mismatch(before, ref, [-ref[0]]) == pytest.approx(2.0)
+    assert tuner.update_mismatch(before, ref, [np.array([np.nan, 0, 0, 0])]) == float("inf")
+    assert tuner.update_mismatch(before, before, before) == 0.0
 
 
-def test_fastest_keeps_the_reference_unless_a_candidate_beats_the_margin():
-    ref, near, far = {"name": "ref", "t": 1.0}, {"name": "near", "t": 0.96}, {"name": "far", "t": 0.5}
-    assert autotune.fastest([ref, near], "t", 0.95) is ref           # 4% faster: not worth switching
-    assert autotune.fastest([ref, near, far], "t", 0.95) is far
-    assert autotune.fastest([far, ref], "t", 0.95) is far
-    assert autotune.fastest([near], "t", 0.95) is near               # the reference was not timed
+def _timed_tuner(step_s, compile_s=None, compiled=True):
+    cands = [Strategy(name) for name in step_s]
+    t = tuner.Tuner(cands)
+    for c in cands:
+        t.record_check(c, agrees=True)
+        t.record_time(c, step_s[c.name], 10)
+        if compile_s is not None:
+            t.record_compile(c, compile_s[c.name])
+            if not compiled:
+                t.entry(c)["compiled"] = False
+    return t, {c.name: c for c in cands}
+
+
+def test_the_decision_keeps_the_current_strategy_unless_another_beats_the_margin():
+    t, c = _timed_tuner({"ref": 1.0, "near": 0.96})
+    assert t.decide(remaining_steps=100).name == "ref"             # 4% faster: not worth switching
+    t, c = _timed_tuner({"ref": 1.0, "near": 0.96, "far": 0.5})
+    assert t.decide(remaining_steps=100).name == "far"
+    assert t.decision["remaining_steps"] == 100 and t.decision["name"] == "far"
+    far = [e for e in t.decision["report"] if e["name"] == "far"][0]
+    assert far["predicted_total_s"] == pytest.approx(50.0) and far["step_s"] == 0.5
+    t, c = _timed_tuner({"ref": 1.0, "far": 0.5})
+    assert t.decide(remaining_steps=None).name == "far"             # no known length: the step time alone
+    t, c = _timed_tuner({"ref": 1.0, "far": 0.5})
+    t.entry(c["far"])["agrees"] = False
+    assert t.decide(remaining_steps=100).name == "ref"              # never one that computes something else
+
+
+def test_the_decision_counts_compile_time_of_what_is_not_compiled_yet():
+    """The whole rest of the fit: compile (if not compiled) + remaining steps x step time."""
+    t, c = _timed_tuner({"ref": 1.0, "fast": 0.5}, {"ref": 0.0, "fast": 40.0}, compiled=False)
+    assert t.decide(remaining_steps=50).name == "ref"               # 40 + 25 > 50
+    assert t.decide(remaining_steps=100).name == "fast"             # 40 + 50 < 0.95 x 100
+    fast = [e for e in t.decision["report"] if e["name"] == "fast"][0]
+    assert fast["predicted_total_s"] == pytest.approx(90.0) and fast["compile_s"] == 40.0
+    assert "predicted time of the rest" in t.decision["reason"]
 
 
 def test_auto_trains_like_per_step_and_records_its_measurements(fresh_cache):
@@ -84,7 +115,9 @@ def test_auto_trains_like_per_step_and_records_its_measurements(fresh_cache):
     decision = model._trainer.autotune_decision
     names = [r["name"] for r in decision["report"]]
     assert names == _first_names() + ["scan x16"]            # a dense model: no conv option
-    assert all(r["agrees"] and r["seconds_per_batch"] > 0 for r in decision["report"])
+    assert all(r["agrees"] and r["step_s"] > 0 and r["compile_s"] >= 0 for r in decision["report"])
+    assert decision["remaining_steps"] is not None and decision["reason"]
+    assert all(r["predicted_total_s"] > 0 for r in decision["report"])
     assert all(r["update_mismatch"] < 1e-3 for r in decision["report"][1:])
     stored = json.load(open(fresh_cache / "autotune.json"))
     assert list(stored.values())[0]["name"] == decision["name"]
@@ -97,14 +130,14 @@ def test_first_step_is_the_reference_and_a_cached_decision_skips_tuning(fresh_ca
     assert first._trainer.autotune_decision is not None
     # A second model of the same signature: the decision is looked up; no candidate is checked or timed.
     calls = []
-    monkeypatch.setattr(autotune, "update_mismatch", lambda *a: calls.append(a) or 0.0)
+    monkeypatch.setattr(tuner, "update_mismatch", lambda *a: calls.append(a) or 0.0)
     second = _mlp()
     second.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     assert calls == []
     assert second._trainer.autotune_decision["name"] == first._trainer.autotune_decision["name"]
     # The decision was looked up before the first step: only the decided program was traced.
     trainer = second._trainer
-    counts = trainer._train_cm().trace_counts
+    counts = trainer.train_strategy.program(trainer.compiled).trace_counts
     if trainer.autotune_decision["steps_per_execution"] > 1:
         # the first batch runs per step (one program), then the scan (one program, whose body traces the
         # step once more: trace_counts["train"] counts that trace too)
@@ -119,19 +152,13 @@ def test_a_candidate_that_computes_something_else_is_rejected(monkeypatch):
     x, y = _data()
     model = _mlp()
     wrong = _mlp(spe=1, optimizer=keras.optimizers.RMSprop(rho=0.5))
-    bogus = {"name": "bogus", "steps_per_execution": 1, "compiler_options": {"bogus": True}}
-    monkeypatch.setattr(autotune, "candidates",
-                        lambda *a, **k: [{"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {}},
-                                         bogus])
-    real_cm = autotune.OnlineTuner._cm
+    from fncompiler.runtime.compiled import compile_model
     made = {}
 
-    def cm(self, trial):
-        if trial["name"] == "bogus":
-            from fncompiler.runtime.compiled import compile_model
+    class Bogus(Strategy):            # a strategy whose program computes another update
+        def program(self, compiled):
             return made.setdefault("bogus", compile_model(model, compile_config=wrong._compile_config))
-        return real_cm(self, trial)
-    monkeypatch.setattr(autotune.OnlineTuner, "_cm", cm)
+    monkeypatch.setattr(executor, "fit_candidates", lambda *a, **k: [Strategy("per-step jit"), Bogus("bogus")])
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     decision = model._trainer.autotune_decision
     assert decision["name"] == "per-step jit"
@@ -143,14 +170,16 @@ def test_conv_models_on_cpu_try_the_conv_option_not_the_scan():
     inputs = keras.Input(shape=(8, 8, 1))
     h = layers.Conv2D(4, 3)(inputs)
     model = keras.Model(inputs, layers.Dense(2)(layers.Flatten()(h)))
-    cpu = autotune.candidates(model, "cpu", 1000)
-    assert [c["name"] for c in cpu] == [autotune.QUICK, "per-step jit + ynn off"]
+    cpu = strategies.fit_candidates(model, "cpu", 1000)
+    assert [c.name for c in cpu] == [QUICK, "per-step jit + ynn off"]
     # the first step compiles quickly, with the conv option that measured faster for conv training
-    assert cpu[0]["compiler_options"] == {**autotune.QUICK_CPU_OPTIONS, **autotune.CPU_CONV_OPTIONS}
-    assert [c["name"] for c in autotune.candidates(model, "gpu", 1000)] == ["per-step jit", "scan x16"]
-    dense = autotune.candidates(_mlp(), "cpu", 10)      # too few batches for a scan
-    assert [c["name"] for c in dense] == [autotune.QUICK, "per-step jit"]
-    assert dense[0]["compiler_options"] == autotune.QUICK_CPU_OPTIONS
+    assert cpu[0].compiler_options == {**platform_options.QUICK_CPU_OPTIONS, **platform_options.CPU_CONV_OPTIONS}
+    # GPU / TPU: not measured, no option sets (XLA's defaults), only the execution strategies
+    gpu = strategies.fit_candidates(model, "gpu", 1000)
+    assert [c.name for c in gpu] == ["per-step jit", "scan x16"] and not any(c.compiler_options for c in gpu)
+    dense = strategies.fit_candidates(_mlp(), "cpu", 10)      # too few batches for a scan
+    assert [c.name for c in dense] == [QUICK, "per-step jit"]
+    assert dense[0].compiler_options == platform_options.QUICK_CPU_OPTIONS
 
 
 def test_per_batch_callbacks_keep_one_step_per_batch():
@@ -167,13 +196,13 @@ def test_per_batch_callbacks_keep_one_step_per_batch():
 
 
 def test_a_fit_too_short_to_pay_for_tuning_is_not_tuned(fresh_cache, monkeypatch):
-    monkeypatch.setattr(autotune.OnlineTuner, "PAYOFF", 0.25)       # the default
+    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.25)       # the default
     x, y = _data(1024)
     model = _mlp()          # the default is steps_per_execution="auto"
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="rmsprop")
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)   # 64 steps of ~0.1 ms: << one compile
     decision = model._trainer.autotune_decision
-    assert decision["name"] == _first_names()[0] and "not tuned" in decision["report"][0]["note"]
+    assert decision["name"] == _first_names()[0] and "not tuned" in decision["reason"]
     assert _traces(model._trainer, "train") == 1 and _traces(model._trainer, "train_multi") == 0
     assert not (fresh_cache / "autotune.json").exists()       # nothing was measured worth remembering
 
@@ -182,24 +211,23 @@ def test_xla_options_chosen_for_training_leave_eval_and_predict_alone(monkeypatc
     import jax
     if jax.devices()[0].platform != "cpu":
         pytest.skip("an XLA:CPU option")
-    option = {"name": "per-step jit + ynn off", "steps_per_execution": 1,
-              "compiler_options": dict(autotune.CPU_CONV_OPTIONS)}
-    monkeypatch.setattr(autotune, "candidates", lambda *a, **k: [
-        {"name": "per-step jit", "steps_per_execution": 1, "compiler_options": {}}, option])
-    monkeypatch.setattr(autotune.OnlineTuner, "MARGIN", 1e9)      # take the candidate whenever it agrees
+    option = Strategy("per-step jit + ynn off", compiler_options=platform_options.CPU_CONV_OPTIONS)
+    monkeypatch.setattr(executor, "fit_candidates", lambda *a, **k: [Strategy("per-step jit"), option])
+    monkeypatch.setattr(tuner, "MARGIN", 1e9)      # take the candidate whenever it agrees
     x, y = _data()
     model = _mlp()
     reference = _mlp(spe=1)
     reference.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     trainer = model._trainer
-    assert trainer.autotune_decision["name"] == option["name"]
+    assert trainer.autotune_decision["name"] == option.name
     defaults = default_compiler_options()
-    assert trainer.train_compiled.compiler_options == {**defaults, **option["compiler_options"]}
+    train_program = trainer.train_strategy.program(trainer.compiled)
+    assert train_program.compiler_options == {**defaults, **option.compiler_options}
     assert trainer.compiled.compiler_options == defaults
-    assert trainer.train_compiled.trace_counts["train"] == 1       # the rest of the fit trained with the option
+    assert train_program.trace_counts["train"] == 1       # the rest of the fit trained with the option
     model.predict(x[:8], verbose=0)
-    assert trainer.compiled.trace_counts["predict"] == 1 and "predict" not in trainer.train_compiled.trace_counts
+    assert trainer.compiled.trace_counts["predict"] == 1 and "predict" not in train_program.trace_counts
     for a, b in zip(model.get_weights(), reference.get_weights()):    # same training, up to rounding
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
@@ -208,10 +236,10 @@ def test_with_options_shares_the_lowering_and_is_made_once():
     from fncompiler.runtime.compiled import compile_model
     model = _mlp(spe=1)
     cm = compile_model(model)
-    quick = cm.with_options(autotune.QUICK_CPU_OPTIONS)
+    quick = cm.with_options(platform_options.QUICK_CPU_OPTIONS)
     assert cm.with_options({}) is cm and cm.with_options(dict(cm.compiler_options)) is cm
-    assert cm.with_options(dict(autotune.QUICK_CPU_OPTIONS)) is quick          # one variant per set of options
-    assert quick.compiler_options == {**default_compiler_options(), **autotune.QUICK_CPU_OPTIONS}
+    assert cm.with_options(dict(platform_options.QUICK_CPU_OPTIONS)) is quick   # one variant per set of options
+    assert quick.compiler_options == {**default_compiler_options(), **platform_options.QUICK_CPU_OPTIONS}
     assert quick._lowered is cm._lowered and quick._pipelines is cm._pipelines  # passes and lowering run once
     x = _data(8)[0]
     expected = cm.predict(x)
@@ -230,8 +258,8 @@ def test_on_cpu_the_first_step_is_the_quick_compilation_and_trains_like_per_step
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
     trainer = model._trainer
     first = trainer.autotune_decision["report"][0]
-    assert first["name"] == autotune.QUICK and first["compiler_options"] == autotune.QUICK_CPU_OPTIONS
-    quick = trainer.compiled.with_options(autotune.QUICK_CPU_OPTIONS)
+    assert first["name"] == QUICK and first["compiler_options"] == platform_options.QUICK_CPU_OPTIONS
+    quick = trainer.compiled.with_options(platform_options.QUICK_CPU_OPTIONS)
     assert quick.trace_counts["train"] == 1                # the first steps' program, traced once
     counts = trainer.compiled.trace_counts     # all of them: the quick one, then the full compilation's candidates
     assert counts["train"] == 2 + counts["train_multi"]      # once each (a scan traces the step again as its body)
@@ -242,15 +270,15 @@ def test_on_cpu_the_first_step_is_the_quick_compilation_and_trains_like_per_step
 def test_an_xla_without_the_quick_option_starts_with_the_full_compilation(monkeypatch):
     if not _on_cpu():
         pytest.skip("the quick compilation is an XLA:CPU option")
-    monkeypatch.setattr(autotune, "QUICK_CPU_OPTIONS", {"xla_cpu_no_such_option_for_this_test": True})
+    monkeypatch.setattr(strategies, "QUICK_CPU_OPTIONS", {"xla_cpu_no_such_option_for_this_test": True})
     x, y = _data()
     reference = _mlp(spe=1)
     reference.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
     model = _mlp()
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
     report = model._trainer.autotune_decision["report"]
-    assert report[0]["name"] == autotune.QUICK and "compile option" in report[0]["error"]
-    assert report[1]["name"] == "per-step jit" and report[1]["seconds_per_batch"] > 0   # the new reference
+    assert report[0]["name"] == QUICK and "compile option" in report[0]["error"]
+    assert report[1]["name"] == "per-step jit" and report[1]["step_s"] > 0   # the new reference
     for a, b in zip(reference.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -269,7 +297,7 @@ def test_a_fit_of_unknown_length_is_not_tuned_and_compiles_fully():
 
 
 def test_repeated_short_fits_reuse_the_first_steps_program(monkeypatch):
-    monkeypatch.setattr(autotune.OnlineTuner, "PAYOFF", 0.25)       # the default: these fits are not tuned
+    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.25)       # the default: these fits are not tuned
     x, y = _data(256)
     model = _mlp()
     for _ in range(3):
@@ -288,9 +316,9 @@ def test_signature_ignores_names_and_drawn_seeds():
     seeds = {layer.get_config()["seed"] for m in (a, b) for layer in m.layers if isinstance(layer, layers.Dropout)}
     assert len(seeds) == 2          # the premise: two different drawn seeds
     batch = [np.zeros((8, 20), np.float32)]
-    assert autotune.signature(a, batch) == autotune.signature(b, batch)
-    assert autotune.signature(a, batch) != autotune.signature(build(17), batch)
-    assert autotune.signature(a, batch) != autotune.signature(a, [np.zeros((9, 20), np.float32)])
+    assert tuner.signature(a, batch) == tuner.signature(b, batch)
+    assert tuner.signature(a, batch) != tuner.signature(build(17), batch)
+    assert tuner.signature(a, batch) != tuner.signature(a, [np.zeros((9, 20), np.float32)])
 
 
 class _Everywhere(dict):
@@ -314,21 +342,84 @@ class _Everywhere(dict):
 def test_a_cached_entry_that_is_not_a_candidate_is_ignored(monkeypatch, entry):
     """The cache file is the user's: a damaged or edited entry must neither crash fit nor apply options or
     strategies the tuner would not try; fit tunes as if nothing were cached."""
-    monkeypatch.setattr(autotune, "_load", lambda: _Everywhere(entry))
+    monkeypatch.setattr(tuner, "_load", lambda: _Everywhere(entry))
     x, y = _data()
     model = _mlp()
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     decision = model._trainer.autotune_decision
     assert decision is not entry and decision["report"]        # measured here, not read back
-    names = [t["name"] for t in autotune.candidates(model, "cpu" if _on_cpu() else "gpu", 1024 // 16)]
+    names = [t.name for t in strategies.fit_candidates(model, "cpu" if _on_cpu() else "gpu", 1024 // 16)]
     assert decision["name"] in names
     assert "xla_dump_to" not in decision["compiler_options"]
 
 
-def test_lookup_returns_a_matching_decision_with_the_trials_values():
-    trials = [{"name": "a", "compiler_options": {}}, {"name": "b", "compiler_options": {"opt": ""}}]
-    autotune.store("k", {"name": "b", "compiler_options": {"opt": ""}, "report": [1]})
-    assert autotune.lookup("k", trials) == {"name": "b", "compiler_options": {"opt": ""}, "report": [1]}
-    assert autotune.lookup("k", trials[:1]) is None
-    assert autotune.lookup("k", trials, ("compiler_options",))["compiler_options"] == {"opt": ""}
-    assert autotune.lookup("missing", trials) is None
+def test_a_cached_decision_applies_only_to_a_candidate_with_its_settings():
+    a, b = Strategy("a"), Strategy("b", compiler_options={"opt": ""})
+    tuner.store("k", {"name": "b", **b.describe(), "report": [1]})
+    found = tuner.Tuner([a, b], "k")
+    assert found.cached() is b and found.decision["report"] == [1] and found.decision["cached"]
+    assert tuner.Tuner([a], "k").cached() is None
+    assert tuner.Tuner([a, Strategy("b", compiler_options={"other": ""})], "k").cached() is None
+    assert tuner.Tuner([a, b], "missing").cached() is None
+
+
+def _blocks(depth=16, spe="auto"):
+    """A stack of `depth` identical residual Dense blocks (a run of repeated blocks for scan_blocks)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(8,))
+    h = layers.Dense(8)(inputs)
+    for _ in range(depth):
+        h = layers.Add()([h, layers.Dense(8, activation="relu")(h)])
+    model = keras.Model(inputs, layers.Dense(2)(h))
+    model.compile(optimizer="adam", loss="mse", steps_per_execution=spe)
+    return model
+
+
+def _block_data(n=256):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 8), dtype=np.float32), rng.random((n, 2), dtype=np.float32)
+
+
+def test_a_model_with_repeated_blocks_starts_with_the_scanned_program_and_records_why(monkeypatch):
+    """A default fit of a 16-block model: the first (reference) program is the scanned-blocks one (compile time
+    flat in depth); the decision record names the strategy and the numbers it was chosen on."""
+    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.25)      # the default
+    model = _blocks()
+    assert "found 1 runs (16 x" in model._get_trainer().compiled.repeated_block_runs("train")
+    x, y = _block_data()
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    decision = model._trainer.autotune_decision
+    assert decision["name"] == "scanned blocks, per-step jit"
+    assert decision["pass_options"] == {"scan_blocks": "always"} and decision["reason"]
+    assert decision["remaining_steps"] == 16 - decision["report"][0]["timed_steps"] - 1
+    first = decision["report"][0]
+    assert first["name"] == decision["name"] and first["compile_s"] > 0 and first["step_s"] > 0
+    assert first["predicted_total_s"] == pytest.approx(decision["remaining_steps"] * first["step_s"])
+    # the scanned program trained: the unrolled one was not compiled
+    scanned = model._trainer.compiled.with_options({}, {"scan_blocks": "always"})
+    assert scanned.trace_counts["train"] == 1 == model._trainer.compiled.trace_counts["train"]
+    ref = _blocks(spe=1)
+    ref.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(ref.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_the_tuner_decides_between_the_scanned_and_the_unrolled_program_on_measurements(monkeypatch):
+    model = _blocks()
+    monkeypatch.setattr(executor, "fit_candidates", lambda *a, **k: [
+        Strategy("scanned blocks, per-step jit", pass_options=strategies.SCANNED_BLOCKS), Strategy("per-step jit")])
+    x, y = _block_data(512)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    decision = model._trainer.autotune_decision
+    assert decision["name"] in ("scanned blocks, per-step jit", "per-step jit")
+    scanned, unrolled = decision["report"]
+    assert unrolled["agrees"] and unrolled["update_mismatch"] <= 1e-2
+    for entry in (scanned, unrolled):
+        assert entry["compile_s"] >= 0 and entry["step_s"] > 0
+        assert entry["remaining_steps"] == decision["remaining_steps"] > 0
+        assert entry["predicted_total_s"] == pytest.approx(entry["remaining_steps"] * entry["step_s"])   # compiled
+    best = min((scanned, unrolled), key=lambda e: e["predicted_total_s"])
+    if best is unrolled and unrolled["predicted_total_s"] < 0.95 * scanned["predicted_total_s"]:
+        assert decision["name"] == "per-step jit"
+    else:
+        assert decision["name"] == "scanned blocks, per-step jit"

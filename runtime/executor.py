@@ -1,0 +1,253 @@
+"""What fit's loop hands its executions to: "run this execution from this state" -> the new state.
+
+    executor = Executor(compiled, strategy)          a fixed strategy (compile(steps_per_execution=N))
+    executor = TuningExecutor(compiled, model, ...)  steps_per_execution="auto": chooses while fit trains
+    executor.steps_per_execution()                   asked before each execution is formed
+    executor.run(state, x, y, sw) -> state           one execution (a batch, or executions.StackedBatches)
+    executor.epoch_end(state)                        between epochs (validation and callbacks are not timed)
+    executor.strategy / executor.decision            the strategy in use; the decision record (tuning only)
+
+TuningExecutor tunes on fit's own batches and state, so nothing is computed twice except one check execution
+per candidate. The candidates (strategies.fit_candidates, the reference first): on CPU a per-step jit compiled
+for a quick start (platform_options.QUICK_CPU_OPTIONS), the per-step jit, a scan of 16 steps (not for conv
+models on CPU, where a scan of conv gradients measured 7-23x slower), and for a model with runs of repeated
+blocks the scanned-blocks program first (its compile time is flat in depth). The reference trains the first
+batches (its first step is fit's normal first step) and is timed through fit's real loop (host copies and
+stacking included). If the rest of the fit at the reference's speed is shorter than PAYOFF x compiling the
+others (each estimated at the reference's first step), tuning stops there. Otherwise each other candidate is
+compiled, checked once against the reference on the same batch(es) from the same state (tuner.update_mismatch
+<= 1e-2), and timed on the following batches; then runtime/tuner.py decides on the predicted time of the rest of
+the fit (remaining batches x step time, plus compile time where not yet compiled) and caches the decision; a
+later fit of the same model and batch shape starts with it (one compilation, no tuning).
+"""
+import time
+
+import jax
+
+from . import host_eval, tuner as tuner_lib
+from .executions import StackedBatches, batches_in
+from .strategies import Strategy, fit_candidates
+
+__all__ = ["Executor", "TuningExecutor", "fixed"]
+
+
+class Executor:
+    """Runs every execution with one strategy."""
+
+    def __init__(self, compiled, strategy):
+        self.compiled = compiled
+        self.strategy = strategy
+        self.decision = None
+
+    def steps_per_execution(self):
+        return self.strategy.steps_per_execution
+
+    def run(self, state, x, y, sw):
+        return self.strategy.run(self.compiled, state, x, y, sw)
+
+    def epoch_end(self, state):
+        pass
+
+
+def fixed(compiled, steps_per_execution):
+    """The executor of compile(steps_per_execution=N)."""
+    n = int(steps_per_execution)
+    return Executor(compiled, Strategy("per-step jit" if n == 1 else f"scan x{n}", n))
+
+
+class TuningExecutor(Executor):
+    """Chooses the strategy while fit trains (see the module docstring)."""
+
+    MIN_TIMED_BATCHES = 4        # and at least MIN_TIMED_SECONDS of them, unless `max_timed` are reached
+    MIN_TIMED_SECONDS = 0.1
+    MAX_TIMED_BATCHES = 256
+    # Tune when the rest of the fit takes >= PAYOFF x the candidates' compile time. Below 1 because the decision
+    # is remembered: later fits of the same model start with it at no cost.
+    PAYOFF = 0.25
+
+    def __init__(self, compiled, steps_available, allow_scan=True, total_batches=None, memory=None):
+        """`steps_available`: batches per epoch (None: unknown); `total_batches`: batches this fit trains on (None:
+        unknown, e.g. a generator: not tuned, started with the full compilation); `memory`: a dict kept across
+        fits of one model ("first_step_s": the first tuned fit's first step, compilation included)."""
+        platform = jax.devices()[0].platform
+        known = total_batches is not None
+        blocks = known and compiled.repeated_block_runs("train") is not None
+        self.tuner = None
+        candidates = fit_candidates(compiled.model, platform, steps_available, allow_scan, scanned_blocks=blocks,
+                                    quick=known)
+        super().__init__(compiled, candidates[0])
+        self.candidates = candidates
+        self.allow_scan = allow_scan
+        self.total_batches = total_batches
+        self.memory = memory if memory is not None else {}
+        self.executed = 0
+        self.first_step_s = None
+        self.max_timed = self.MAX_TIMED_BATCHES
+        if steps_available:        # each candidate times at most about a quarter of an epoch's batches
+            self.max_timed = max(self.MIN_TIMED_BATCHES,
+                                 min(self.MAX_TIMED_BATCHES, steps_available // (2 * len(candidates))))
+        self.index = 0
+        self.phase = "start"       # start -> first -> timing -> (next: check -> timing) ... -> decided
+        self.rows = None           # the batch size of full batches
+        self._timed = 0
+        self._banked = 0.0
+        self._t0 = None
+        self._check_s = None       # the current candidate's check execution (its compilation included)
+
+    # -- what the loop asks ----------------------------------------------------------------------------
+    def steps_per_execution(self):
+        if self.phase == "decided" or (self.phase in ("start", "first") and self.index == 0):
+            return self.strategy.steps_per_execution if self.phase == "decided" else 1
+        return self.tuner.candidates[self.index].steps_per_execution
+
+    @property
+    def reference(self):
+        return self.tuner.reference
+
+    def _finish(self, chosen):
+        self.strategy = chosen
+        self.decision = self.tuner.decision
+        self.phase = "decided"
+
+    def _decide(self, remember=True, reason=None):
+        remaining = None if self.total_batches is None else max(self.total_batches - self.executed, 0)
+        self._finish(self.tuner.decide(remaining, current=self.reference, remember=remember, reason=reason))
+
+    # -- timing ------------------------------------------------------------------------------------------
+    def _enough(self, elapsed):
+        """Enough timed batches: `max_timed`, or MIN_TIMED_BATCHES over MIN_TIMED_SECONDS, or (slow steps, e.g.
+        convolutions on CPU) two batches over 4x MIN_TIMED_SECONDS."""
+        return (self._timed >= self.max_timed
+                or (self._timed >= self.MIN_TIMED_BATCHES and elapsed >= self.MIN_TIMED_SECONDS)
+                or (self._timed >= 2 and elapsed >= 4 * self.MIN_TIMED_SECONDS))
+
+    def _start_timing(self):
+        self.phase = "timing"
+        self._t0, self._banked, self._timed = None, 0.0, 0
+
+    def _pause(self, state):
+        """Stop the clock (after `state` is computed) until the next timed execution."""
+        if self._t0 is not None:
+            jax.block_until_ready(state)
+            self._banked += time.perf_counter() - self._t0
+            self._t0 = None
+
+    def epoch_end(self, state):
+        if self.phase == "timing":
+            self._pause(state)
+
+    def _worth_tuning(self, seconds_per_batch):
+        """Tuning costs about one more compilation per candidate (the first step's time is the measure of one):
+        it is done only when the rest of this fit, at the reference's speed, takes longer than that."""
+        remaining = (self.total_batches - self.executed) * seconds_per_batch
+        return remaining >= self.PAYOFF * (len(self.tuner.candidates) - 1) * (self.first_step_s or 0.0)
+
+    # -- the loop's entry point --------------------------------------------------------------------------
+    def run(self, state, x, y, sw):
+        self.executed += batches_in(x)
+        if self.phase == "decided":
+            return self.strategy.run(self.compiled, state, x, y, sw)
+        if self.phase == "start":
+            return self._first(state, x, y, sw)
+        if self.phase == "first":
+            if len(self.tuner.candidates) == 1 or self.total_batches is None:   # nothing to choose, or no length
+                self._decide(remember=False, reason="nothing to choose from" if len(self.tuner.candidates) == 1
+                             else "a fit of unknown length is not tuned")
+                return self.strategy.run(self.compiled, state, x, y, sw)
+            self._start_timing()
+        candidate = self.tuner.candidates[self.index]
+        stacked = isinstance(x, StackedBatches)
+        odd = not stacked and x and int(x[0].shape[0]) != self.rows          # e.g. the last, partial batch
+        if odd or stacked != (candidate.steps_per_execution > 1):   # or a leftover single batch in a scan trial
+            self._pause(state)                                      # not timed
+            return self.reference.run_per_step(self.compiled, state, x, y, sw)
+        if self.phase == "check":
+            return self._check(candidate, state, x, y, sw)
+        return self._time(candidate, state, x, y, sw)
+
+    def _first(self, state, x, y, sw):
+        """The very first execution: a cached decision, or fit's normal first step with the reference (if this XLA
+        lacks one of the reference's options, the next candidate is the reference)."""
+        arrays = [a for a in list(x) + list(y) if a is not None]
+        self.rows = int(arrays[0].shape[0]) if arrays else None
+        key = (tuner_lib.signature(self.compiled.model, arrays, self.compiled.compile_config)
+               + ("" if self.allow_scan else "-per-step-only"))
+        self.tuner = tuner_lib.Tuner(self.candidates, key)
+        cached = self.tuner.cached()
+        if cached is not None:                   # decided by an earlier fit: no tuning
+            self._finish(cached)
+            return self.strategy.run(self.compiled, state, x, y, sw)
+        t0 = time.perf_counter()
+        while True:
+            try:
+                state = self.reference.run(self.compiled, state, x, y, sw)
+                break
+            except Exception as exc:    # noqa: BLE001 - only an unknown XLA option is handled here
+                if "compile option" not in str(exc) or not self.reference.compiler_options:
+                    raise
+                if not self.tuner.drop_reference(exc):
+                    raise
+        self.strategy = self.reference
+        if len(self.tuner.candidates) > 1 and self.total_batches is not None:
+            jax.block_until_ready(state)
+            # The cost model's compile time: this first step's, or, when an earlier fit already compiled its
+            # program, that fit's first step.
+            measured = time.perf_counter() - t0
+            self.first_step_s = max(measured, self.memory.get("first_step_s") or 0.0)
+            self.memory.setdefault("first_step_s", measured)
+        self.phase = "first"                     # (not before: the first step waits for nothing)
+        return state
+
+    def _next(self):
+        self.index += 1
+        self.phase = "check"
+        if self.index >= len(self.tuner.candidates):
+            self._decide()
+
+    def _check(self, candidate, state, x, y, sw):
+        """The candidate's first execution, from a copy of the state, against the reference's on the same
+        batch(es); the reference's result trains on."""
+        try:
+            before = host_eval.copy_tree(state)
+            t0 = time.perf_counter()
+            got = jax.block_until_ready(candidate.run(self.compiled, host_eval.copy_tree(state), x, y, sw))
+            self._check_s = time.perf_counter() - t0
+        except Exception as exc:                 # an option this XLA lacks: skip the candidate
+            self.tuner.record_error(candidate, exc)
+            state = self.reference.run_per_step(self.compiled, state, x, y, sw)
+            self._next()
+            return state
+        state = self.reference.run_per_step(self.compiled, state, x, y, sw)
+        if not self.tuner.record_check(candidate, tuner_lib.update_mismatch(before[0], state[0], got[0])):
+            self._next()
+            return state
+        self._start_timing()
+        return state
+
+    def _time(self, candidate, state, x, y, sw):
+        """Train with the candidate through fit's own loop until enough batches are timed."""
+        if self._t0 is None:
+            jax.block_until_ready(state)
+            self._t0 = time.perf_counter()
+        state = candidate.run(self.compiled, state, x, y, sw)
+        self._timed += batches_in(x)
+        if not self._enough(self._banked + time.perf_counter() - self._t0):
+            return state
+        jax.block_until_ready(state)
+        elapsed = self._banked + time.perf_counter() - self._t0
+        if not self._enough(elapsed):
+            return state
+        step_s = elapsed / self._timed
+        self.tuner.record_time(candidate, step_s, self._timed)
+        if self.index == 0:
+            self.tuner.record_compile(candidate, (self.first_step_s or 0.0) - step_s)
+            if not self._worth_tuning(step_s):
+                self._decide(remember=False, reason=(
+                    f"the rest of this fit ({self.total_batches - self.executed} batches) is shorter than "
+                    f"compiling the other candidates ({self.first_step_s:.2f} s each): not tuned"))
+                return state
+        else:
+            self.tuner.record_compile(candidate, self._check_s - step_s * batches_in(x))
+        self.strategy = candidate
+        self._next()
+        return state
