@@ -17,6 +17,7 @@ from . import buckets
 from . import host_eval
 from . import data as data_lib
 from . import data_sources
+from . import lowering
 from . import placement
 from . import inference_tuner
 from . import steps as steps_lib
@@ -87,6 +88,9 @@ class Trainer:
         low = self.compiled.lowered("train")
         return low.trainable, low.non_trainable
 
+    def _eval_weights(self, state):      # the train state's weights in the eval step's layout (lowering.py)
+        return lowering.convert_weights(self.compiled.lowered("train"), self.compiled.lowered("eval"), state[0], state[1])
+
     def _logs(self, metric_states):
         """{log name: float} of metric states, computed on the host from one transfer of the accumulators
         (runtime/host_eval.py; a jitted program where that cannot reproduce the metric exactly)."""
@@ -116,8 +120,8 @@ class Trainer:
             trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in tvars], tvars)
             non_trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in ntvars], ntvars)
             state = steps_lib.initial_train_state(trainable, non_trainable, self.cfg, self.rng_seed)
-        if self.opt_state is not None:
-            state = (state[0], state[1], self.opt_state, state[3], state[4])
+        if self.opt_state is not None:      # (kept in the model's layout: saved files read it)
+            state = (state[0], state[1], self.compiled.lowered("train").opt_state_to_program(self.opt_state), state[3], state[4])
         if self.rng_state is not None:
             state = (state[0], state[1], state[2], state[3], self.rng_state)
         state = (state[0], state[1], placement.place_tree(state[2]), placement.place_tree(state[3]),
@@ -146,7 +150,7 @@ class Trainer:
             v._value = x
             self._written[id(v)] = v._value
         copy = host_eval.copy_tree if copy_state else (lambda t: t)
-        self.opt_state = copy(state[2])
+        self.opt_state = copy(self.compiled.lowered("train").opt_state_to_model(state[2]))
         self.rng_state = copy(state[4])
 
     def sync_live(self):
@@ -309,10 +313,10 @@ class Trainer:
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, list) \
                 else (epoch + 1) % validation_freq == 0
             if validation is not None and due and not isinstance(validation, tuple):
-                val_logs = self._evaluate_source(state[0], state[1], validation, validation_steps, tuned=False)
+                val_logs = self._evaluate_source(*self._eval_weights(state), validation, validation_steps, tuned=False)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             elif validation is not None and due:
-                val_logs = self._evaluate_arrays(state[0], state[1], *validation,
+                val_logs = self._evaluate_arrays(*self._eval_weights(state), *validation,
                                                  validation_batch_size or batch_size, verbose=0,
                                                  steps=validation_steps)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -335,7 +339,7 @@ class Trainer:
             return x if written.get(id(v)) is v._value else placement.place_weights([jnp.array(v.value, copy=True)],
                                                                                     [v])[0]
         return ([current(v, x) for v, x in zip(tvars, state[0])], [current(v, x) for v, x in zip(ntvars, state[1])],
-                self.opt_state, state[3], state[4])
+                self.compiled.lowered("train").opt_state_to_program(self.opt_state), state[3], state[4])
 
     def _executions(self, batches, spe, batch_size):
         """Yield (last batch index, x, y, sw) per execution: single batches, or a _Group of `spe` full batches
