@@ -1,5 +1,5 @@
 """scan_repeated_blocks: the rewrite keeps outputs, gradients and trained weights; the scan body traces once; the
-"auto" policy declines where the scan was measured not to pay (docs/passes.md)."""
+"auto" policy scans deep train-mode runs and declines where the scan was measured not to pay (docs/passes.md)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -205,14 +205,22 @@ def test_the_scan_body_is_traced_once_per_step_trace(scanned):
     assert traced == (2 if scanned else 12)
 
 
-def test_auto_declines_on_cpu_and_in_train_mode(monkeypatch):
-    model = residual_model(blocks=4)
+def test_auto_scans_deep_train_runs_and_declines_elsewhere(monkeypatch):
     monkeypatch.setattr(scan_blocks, "_backend", lambda: "cpu")
-    for mode in ("train", "predict"):
+    model = residual_model(blocks=4)
+    for mode, why in (("train", "fewer than 8"), ("predict", "XLA:CPU")):
         graph, records, _ = run_passes(model, mode, options={})
         assert not records[-1].changed
-        assert "found 1 runs (4 x 3 nodes)" in records[-1].report and "XLA:CPU" in records[-1].report
+        assert "found 1 runs (4 x 3 nodes)" in records[-1].report and why in records[-1].report
         assert "ScanBlocks" not in ir.count_ops(graph)
+    deep = residual_model(blocks=scan_blocks.AUTO_TRAIN_MIN_BLOCKS)
+    graph, records, _ = run_passes(deep, "train", options={})
+    assert records[-1].changed and ir.count_ops(graph)["ScanBlocks"] == 1
+    assert "applied in train mode (8 blocks >= 8" in records[-1].report
+    graph, records, _ = run_passes(deep, "predict", options={})
+    assert not records[-1].changed
+    apply, why = scan_blocks.auto_decision("train", "cpu", 16, ["Conv2D", "BatchNormalization", "Add"])
+    assert not apply and "convolution" in why
     monkeypatch.setattr(scan_blocks, "_backend", lambda: "gpu")
     graph, records, _ = run_passes(model, "predict", options={"scan_blocks": "auto"})
     assert records[-1].changed and ir.count_ops(graph)["ScanBlocks"] == 1

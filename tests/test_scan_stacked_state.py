@@ -177,3 +177,19 @@ def test_blocks_sharing_a_layer_keep_the_model_layout():
     a, b = fit_both(shared_block_model, "adam")
     assert ir.count_ops(b["low"].graph).get("ScanBlocks") == 1 and not b["low"].stacked
     assert_same_fit(a, b)
+
+
+def test_saved_file_after_a_scanned_fit_holds_the_per_layer_layout(tmp_path):
+    a, b = fit_both(lambda: residual_model(4), "adam")
+    path = str(tmp_path / "scanned.keras")
+    b["model"].save(path)
+    loaded = keras.models.load_model(path)
+    for wl, wa in zip(loaded.get_weights(), a["model"].get_weights()):
+        np.testing.assert_allclose(wl, wa, rtol=1e-4, atol=1e-6)
+    restored = loaded.__dict__.get("_restored_opt_state")
+    assert restored is not None
+    ref = a["trainer"].opt_state
+    assert [np.shape(x) for x in jax.tree_util.tree_leaves(restored)] == \
+        [np.shape(x) for x in jax.tree_util.tree_leaves(ref)]
+    for lr, la in zip(jax.tree_util.tree_leaves(restored), jax.tree_util.tree_leaves(ref)):
+        np.testing.assert_allclose(np.asarray(lr), np.asarray(la), rtol=1e-4, atol=1e-5)
