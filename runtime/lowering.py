@@ -12,6 +12,7 @@ variables; the layout between the two is what the runtime sees:
     weights_to_model(tv, ntv) / weights_to_program(tv, ntv)     weight values, program <-> model layout
     opt_state_to_model(s) / opt_state_to_program(s)              optimizer state (slots mirror the weights)
     convert_weights(src, dst, tv, ntv)                           one program's weights in another's layout
+    convert_state(src, dst, state)                               a whole train state, likewise
 
 (all identity for a program without stacked variables). Writing a StackedVariable's `_value` (the trainer's
 write-back) cuts it into its members, so the model's variables, get_weights and saved files keep Keras's
@@ -166,6 +167,15 @@ def convert_weights(src, dst, trainable, non_trainable):
     if src is dst or src.layout == dst.layout:
         return trainable, non_trainable
     return dst.weights_to_program(*src.weights_to_model(trainable, non_trainable))
+
+
+def convert_state(src, dst, state):
+    """A train state `(trainable, non_trainable, opt_state, metric_states, rng)` of `src`'s program in `dst`'s
+    layout (e.g. when a tuner switches between the scanned and the unrolled program mid-fit)."""
+    if src is dst or src.layout == dst.layout:
+        return state
+    tv, ntv = convert_weights(src, dst, state[0], state[1])
+    return (tv, ntv, dst.opt_state_to_program(src.opt_state_to_model(state[2]))) + tuple(state[3:])
 
 
 def _program_variables(model_vars, graph):

@@ -193,3 +193,21 @@ def test_saved_file_after_a_scanned_fit_holds_the_per_layer_layout(tmp_path):
         [np.shape(x) for x in jax.tree_util.tree_leaves(ref)]
     for lr, la in zip(jax.tree_util.tree_leaves(restored), jax.tree_util.tree_leaves(ref)):
         np.testing.assert_allclose(np.asarray(lr), np.asarray(la), rtol=1e-4, atol=1e-5)
+
+
+def test_a_train_state_converts_between_the_scanned_and_the_unrolled_layout():
+    from fncompiler.runtime import lowering, steps as steps_lib
+    model = residual_model(4, bn=True)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    lows = {p: keras.compile_model(model, compile_config=model._compile_config,
+                                   pass_options={"scan_blocks": p}).lowered("train") for p in ("never", "always")}
+    assert lows["always"].stacked and not lows["never"].stacked
+    cfg = model._compile_config
+    flat = steps_lib.initial_train_state([v.value for v in lows["never"].trainable],
+                                         [v.value for v in lows["never"].non_trainable], cfg, 0)
+    stacked = lowering.convert_state(lows["never"], lows["always"], flat)
+    assert [np.shape(a) for a in stacked[0]] == [v.shape for v in lows["always"].trainable]
+    back = lowering.convert_state(lows["always"], lows["never"], stacked)
+    for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(flat)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert lowering.convert_state(lows["always"], lows["always"], stacked) is stacked
