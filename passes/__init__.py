@@ -18,8 +18,10 @@ from .layouts import layouts
 
 # Each mode's pipeline; the manager still orders passes by their requirements. Passes that measured no gain
 # (see docs/passes.md) are registered but left out: name them in compile_model(model, passes=[...]).
+# scan_repeated_blocks runs in train mode, where its "auto" policy decides (passes/scan_blocks.py).
 PIPELINES = {
-    "train": ["shape_inference", "dtype_check", "inline", "simplify", "cse", "constant_folding", "layouts"],
+    "train": ["shape_inference", "dtype_check", "inline", "simplify", "cse", "scan_repeated_blocks", "constant_folding",
+              "layouts"],
     "eval": ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",
              "simplify", "cse", "constant_folding", "layouts"],
     "predict": ["shape_inference", "dtype_check", "inline", "inference_specialization", "dead_code_elimination",

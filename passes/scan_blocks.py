@@ -1,4 +1,4 @@
-"""Repeated blocks -> one `jax.lax.scan` over stacked weights (opt-in; decides by itself where it pays).
+"""Repeated blocks -> one `jax.lax.scan` over stacked weights (decides by itself where it pays).
 
 The graph is cut at the nodes every path to the output goes through (dominators); the pieces between
 consecutive cuts are blocks with one input and one output. A run of at least `min_repeats` consecutive blocks
@@ -6,26 +6,37 @@ with the same structure (same layer classes, configs up to names, shapes, wiring
 one ScanBlocks node: it stacks each weight across the blocks and scans the first block's layers over them.
 
 When it rewrites (`pass_options={"scan_blocks": ...}`):
-    "auto" (default)  only where it is expected to pay: not on XLA:CPU, and not in train mode;
-    "always"          every run found (tests, and measuring it on a new backend);
+    "auto" (default)  only where it is expected to pay (auto_decision): in train mode a run of at least
+                      AUTO_TRAIN_MIN_BLOCKS blocks (not convolution blocks on XLA:CPU); in predict / eval mode
+                      not on XLA:CPU;
+    "always"          every run found (tests, measuring, and a runtime that chose the scanned program);
     "never"           report the runs found, change nothing.
-Why "auto" declines (measured, docs/passes.md): the model's state keeps one array per block weight, so each
-step stacks them (one copy of every block weight) and, in train mode, cuts the stacked gradient back into one
-array per block weight. Those cuts are static slices at distinct offsets: XLA compiles each as its own kernel
-(fused into that weight's optimizer update), while the unrolled graph's identical blocks share their kernels.
-So on XLA:CPU the scanned train step compiles slower, not faster, and its steps are slower; convolutions inside
-the loop body also miss XLA:CPU's convolution canonicalization (it rewrites the entry computation only) and
-run on a generic, ~10x slower path.
+It runs in the train pipeline (passes/__init__.py); name it for the others.
+
+In train mode each ScanBlocks holds one StackedVariable per weight kind (`stacked_variables`): the lowered train
+program (runtime/lowering.py) keeps that stacked array in its state, parameters and optimizer slots instead of
+the blocks' own variables, so the step reads the stack as is and its gradient for each weight kind is one
+array, updated once by the optimizer. Before, the state kept one array per block weight: each step stacked them
+and cut the stacked gradient back into one static slice per block and weight, each its own XLA kernel fused
+into that weight's optimizer update (the unrolled graph's identical blocks share their kernels), so the scanned
+train step compiled slower than the unrolled one on XLA:CPU. With the stacked state the step's HLO no longer
+grows with depth (transformer: 265 fusions at 4, 16 and 32 blocks; unrolled 631 / 2383 / 4719). The model's
+variables stay per layer (the trainer's write-back cuts the stacks into them). Outside a stacked program (other
+modes, per-variable clipnorm, a distribution, a block layer also called outside the scan) ScanBlocks stacks the
+blocks' weights in each call as before. Convolutions inside the loop body still miss XLA:CPU's convolution
+canonicalization (it rewrites the entry computation only) and run on a generic, ~10x slower path.
 """
 import json
 
 import jax
 import jax.numpy as jnp
 import networkx as nx
+import numpy as np
 
 from fncompiler import ir
 from fncompiler import scope as scope_lib
 from fncompiler.layers.layer import Layer
+from fncompiler.variables import Variable
 from .cse import _arguments_key
 from .manager import Pass, PassResult, register
 from .rewrite import redirect
@@ -55,20 +66,29 @@ def _backend():
     return jax.default_backend()
 
 
-def auto_decision(mode, backend):
-    """(apply, reason) for pass_options["scan_blocks"] == "auto"; measurements in docs/passes.md."""
-    if backend == "cpu" and mode == "train":
-        return False, ("not applied on XLA:CPU, where the scanned train step was measured slower to compile and "
-                       "to step (the unrolled blocks share their compiled kernels; the scan adds one per block "
-                       "weight)")
+AUTO_TRAIN_MIN_BLOCKS = 8      # "auto" scans a train-mode run of at least this many blocks (docs/passes.md)
+
+
+def auto_decision(mode, backend, blocks=None, block_ops=()):
+    """(apply, reason) for pass_options["scan_blocks"] == "auto" and a run of `blocks` repeated blocks whose
+    layers are `block_ops`; measurements in docs/passes.md (the depth table of docs/benchmarks.md)."""
+    if mode == "train":
+        if backend == "cpu" and any("Conv" in op for op in block_ops):
+            return False, ("not applied to convolution blocks on XLA:CPU, where the backward convolutions inside "
+                           "the loop miss its convolution canonicalization and run ~10x slower")
+        if blocks is not None and blocks < AUTO_TRAIN_MIN_BLOCKS:
+            return False, (f"not applied in train mode to {blocks} blocks (fewer than {AUTO_TRAIN_MIN_BLOCKS}): "
+                           "there the unrolled step compiles about as fast and steps faster")
+        return True, (f"applied in train mode ({blocks} blocks >= {AUTO_TRAIN_MIN_BLOCKS}: the stacked train "
+                      "state keeps the step's compile time flat in depth)")
     if backend == "cpu":
         return False, ("not applied on XLA:CPU, where the scanned step was measured no faster to compile and "
                        "slower to run (each call copies every block weight into the stacked arrays)")
-    if mode == "train":
-        return False, ("not applied in train mode: the train state keeps one array per block weight, so each "
-                       "block's gradient is its own slice of the stacked gradient (one XLA kernel per block and "
-                       "weight)")
     return True, f"applied ({backend}, {mode} mode)"
+
+
+def _block_ops(graph, run_):
+    return [graph.nodes[n]["op"] for n in run_[0][1]]
 
 
 def _cuts(g):
@@ -165,6 +185,97 @@ def _masks_may_reach(g, start):
     return any(_mask_source(g.nodes[n].get("layer")) for n in nx.ancestors(g, start) | {start})
 
 
+def split_blocks(x, n):
+    """[x[0], ..., x[n-1]]: a stacked array cut back into its blocks' arrays. Concrete arrays on one CPU device
+    go through NumPy (a copy each, no compiled program per block and shape); others are sliced by jax."""
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and len(x.sharding.device_set) == 1 \
+            and next(iter(x.sharding.device_set)).platform == "cpu":
+        host = np.asarray(x)
+        if x.committed:
+            return [jax.device_put(np.array(host[b]), x.sharding) for b in range(n)]
+        return [jnp.asarray(np.array(host[b])) for b in range(n)]
+    if isinstance(x, np.ndarray):
+        return [jnp.asarray(np.array(x[b])) for b in range(n)]
+    return [x[b] for b in range(n)]
+
+
+def stack_blocks(values):
+    """The blocks' arrays stacked on a new axis 0 (NumPy for concrete CPU arrays, else jnp.stack)."""
+    values = list(values)
+    concrete = all(isinstance(v, np.ndarray) or (isinstance(v, jax.Array) and not isinstance(v, jax.core.Tracer)
+                                                 and len(v.sharding.device_set) == 1
+                                                 and next(iter(v.sharding.device_set)).platform == "cpu")
+                   for v in values)
+    if concrete:
+        out = np.stack([np.asarray(v) for v in values])
+        first = values[0]
+        if isinstance(first, jax.Array) and first.committed:
+            return jax.device_put(out, first.sharding)
+        return jnp.asarray(out)
+    return jnp.stack(values)
+
+
+class StackedVariable(Variable):
+    """One weight of a scan's blocks, all blocks at once: a program variable of shape (blocks,) + the weight's
+    shape, standing for `members` (the blocks' own Variables, which the model, get_weights and saved files
+    keep). A lowered train program that holds it in its state updates the stacked array as one (one gradient,
+    one optimizer update per weight kind, whatever the depth). Reading `_value` stacks the members' current
+    values (cached while they are unchanged, so the same object comes back); writing it cuts the array back
+    into the members. Inside a step's scope it maps to the traced stacked array like any variable."""
+
+    def __init__(self, members):
+        first = members[0]
+        self.members = list(members)
+        self.name = first.name
+        self.path = f"{first.path}..{members[-1].path}"
+        self.trainable = first.trainable
+        self.dtype = first.dtype
+        self.shape = (len(members),) + tuple(first.shape)
+        self.constraint = _per_block_constraint(self.members)
+        self.regularizer = _summed_regularizer(self.members)
+        self._cache = None          # (member values it was built from, stacked array)
+
+    def _get_value(self):
+        current = [m._value for m in self.members]
+        cache = self._cache
+        if cache is not None and all(a is b for a, b in zip(cache[0], current)):
+            return cache[1]
+        stacked = stack_blocks(current)
+        self._cache = (current, stacked)
+        return stacked
+
+    def _set_value(self, value):
+        parts = split_blocks(value, len(self.members))
+        for m, part in zip(self.members, parts):
+            m._value = part
+        self._cache = ([m._value for m in self.members], value)
+
+    _value = property(_get_value, _set_value)
+
+    def __repr__(self):
+        return f"<StackedVariable path={self.path} shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"
+
+
+def _per_block_constraint(members):
+    constraints = [m.constraint for m in members]
+    if all(c is None for c in constraints):
+        return None
+
+    def constrain(x):
+        return jnp.stack([x[b] if c is None else c(x[b]) for b, c in enumerate(constraints)])
+    return constrain
+
+
+def _summed_regularizer(members):
+    regularizers = [m.regularizer for m in members]
+    if all(r is None for r in regularizers):
+        return None
+
+    def regularize(x):
+        return sum(r(x[b]) for b, r in enumerate(regularizers) if r is not None)
+    return regularize
+
+
 class ScanBlocks(Layer):
     """Runs `len(blocks)` structurally identical blocks as one lax.scan over their stacked weights."""
     # the blocks declare what the template's layers declare
@@ -176,17 +287,36 @@ class ScanBlocks(Layer):
         from fncompiler.runtime import buckets
         return buckets.per_sample(self._template, training)
 
-    def __init__(self, template, block_variables, name):
+    def __init__(self, template, block_variables, name, stacked_state=False):
         super().__init__(name=name)
         self._template = template              # IR of the first block: input node "block_input"
         self._vars = block_variables           # [[Variable per weight] per block]
+        # one StackedVariable per weight kind: a lowered program may hold these instead of the block variables
+        self._stacks = [StackedVariable([block[k] for block in block_variables])
+                        for k in range(len(block_variables[0]))] if stacked_state else []
         self.built = True
+
+    @property
+    def stacked_variables(self):
+        """The StackedVariables a lowered program may keep in its state in place of the blocks' own variables
+        (runtime/lowering.py); empty when the blocks' weights are read one by one and stacked in each call."""
+        return list(self._stacks)
+
+    def _stacked_weights(self):
+        """Per weight kind: the stacked array the step's scope holds for it (a program with stacked state), or
+        the blocks' weights stacked here (one copy of each weight kind per call)."""
+        out = []
+        for k in range(len(self._vars[0])):
+            value = scope_lib.lookup(self._stacks[k]) if self._stacks else None
+            out.append((value, True) if value is not None else
+                       (jnp.stack([block[k].value for block in self._vars]), False))
+        return out
 
     def call(self, inputs, training=None):
         from fncompiler.runtime import interpreter
         template_vars = self._vars[0]
-        # one copy of each weight kind per call: the variables are separate arrays, the scan needs them stacked
-        stacked = [jnp.stack([block[k].value for block in self._vars]) for k in range(len(template_vars))]
+        weights = self._stacked_weights()
+        stacked = [w for w, _ in weights]
         outer = scope_lib.current()
         base_key = outer.next_rng() if outer is not None else None
         traced = {}
@@ -206,6 +336,9 @@ class ScanBlocks(Layer):
 
         y, (updates, losses) = jax.lax.scan(body, inputs, (stacked, jnp.arange(len(self._vars))))
         for j, k in enumerate(traced["assigned"]):
+            if weights[k][1]:                  # the state holds the stack: the new statistics stay stacked
+                self._stacks[k].assign(updates[j])
+                continue
             for b, block in enumerate(self._vars):
                 block[k].assign(updates[j][b])
         if outer is not None and traced["has_losses"]:
@@ -252,11 +385,26 @@ def run(graph, ctx, min_repeats=None):
     if policy == "never":
         return PassResult(graph, False, f"found {len(runs)} runs ({_describe(runs)}); not applied "
                                         f"(scan_blocks='never')" + skipped)
+    auto_note = ""
     if policy == "auto":
-        apply, reason = auto_decision(ctx.mode, _backend())
-        if not apply:
-            return PassResult(graph, False, f"found {len(runs)} runs ({_describe(runs)}); {reason}; "
+        decisions = [auto_decision(ctx.mode, _backend(), len(r), _block_ops(graph, r)) for r in runs]
+        declined = [(r, why) for r, (apply, why) in zip(runs, decisions) if not apply]
+        kept = [r for r, (apply, _) in zip(runs, decisions) if apply]
+        if not kept:
+            reasons = "; ".join(dict.fromkeys(why for _, why in declined))
+            return PassResult(graph, False, f"found {len(runs)} runs ({_describe(runs)}); {reasons}; "
                                             f"pass_options={{'scan_blocks': 'always'}} forces it" + skipped)
+        auto_note = "; " + "; ".join(dict.fromkeys(why for _, (apply, why) in zip(runs, decisions) if apply))
+        if declined:
+            auto_note += f"; {len(declined)} run(s) ({_describe([r for r, _ in declined])}) left unrolled: " + \
+                "; ".join(dict.fromkeys(why for _, why in declined))
+        runs = kept
+    # In train mode the lowered program may keep each weight kind's blocks as one stacked array in its state
+    # (StackedVariable), where no other layer reads those weights (a shared layer would read its own copy).
+    uses = {}
+    for _, data in graph.nodes(data=True):
+        for w in getattr(data.get("layer"), "weights", None) or []:
+            uses[id(w)] = uses.get(id(w), 0) + 1
     replaced = {}                               # end node of a run already rewritten -> its ScanBlocks node
     for run_ in runs:
         start, first_nodes, _ = run_[0]
@@ -267,7 +415,9 @@ def run(graph, ctx, min_repeats=None):
             block_vars.append([w for n in nodes for w in graph.nodes[n]["layer"].weights])
         new_id = f"scan[{first_nodes[0]}..{end}]"
         template = _template_graph(graph, start, first_nodes)
-        graph.add_node(new_id, kind="layer", layer=ScanBlocks(template, block_vars, name=new_id), op="ScanBlocks",
+        stacked_state = ctx.mode == "train" and all(uses.get(id(w)) == 1 for block in block_vars for w in block)
+        layer = ScanBlocks(template, block_vars, name=new_id, stacked_state=stacked_state)
+        graph.add_node(new_id, kind="layer", layer=layer, op="ScanBlocks",
                        config={"blocks": len(run_), "block_ops": [graph.nodes[n]["op"] for n in first_nodes]},
                        arguments=((ir_slot(),), {}), output_specs=list(graph.nodes[end]["output_specs"]),
                        order=graph.nodes[first_nodes[0]]["order"], meta={"scan_blocks": len(run_)})
@@ -275,7 +425,8 @@ def run(graph, ctx, min_repeats=None):
         redirect(graph, end, 0, new_id, 0)
         graph.remove_nodes_from([n for _, nodes, _ in run_ for n in nodes])
         replaced[end] = new_id
-    return PassResult(graph, True, f"scanned {len(runs)} runs of repeated blocks ({_describe(runs)})" + skipped)
+    return PassResult(graph, True, f"scanned {len(runs)} runs of repeated blocks ({_describe(runs)})" + auto_note +
+                      skipped)
 
 
 def ir_slot():

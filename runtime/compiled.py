@@ -86,15 +86,19 @@ class CompiledModel:
         return self._custom_passes
 
     def repeated_block_runs(self, pass_mode="train"):
-        """What the scan_repeated_blocks pass finds in the `pass_mode` graph without rewriting it (policy
-        "never"): its report ("found N runs (...)") when there are runs of repeated blocks, else None."""
+        """Runs of repeated blocks in the `pass_mode` graph: None when there are none, else (report, scanned):
+        the scan_repeated_blocks pass's report and whether this model's own program scans them (its policy,
+        "auto" by default: passes/scan_blocks.py). A pipeline without that pass is asked with policy "never"."""
         found = self._block_runs.get(pass_mode, False)
         if found is False:
-            from fncompiler.passes import scan_blocks
-            graph = ir.copy(self.graph(pass_mode))
-            ctx = passes_lib.PassContext(mode=pass_mode, options={**self.pass_options, "scan_blocks": "never"})
-            report = scan_blocks.run(graph, ctx).report
-            found = self._block_runs[pass_mode] = report if report.startswith("found") else None
+            record = next((r for r in self._pipeline(pass_mode)[1] if r.name == "scan_repeated_blocks"), None)
+            if record is None:
+                from fncompiler.passes import scan_blocks
+                graph = ir.copy(self.graph(pass_mode))
+                ctx = passes_lib.PassContext(mode=pass_mode, options={**self.pass_options, "scan_blocks": "never"})
+                record = scan_blocks.run(graph, ctx)
+            runs = record.changed or record.report.startswith("found")
+            found = self._block_runs[pass_mode] = (record.report, bool(record.changed)) if runs else None
         return found
 
     # -- passes and lowering -----------------------------------------------------------------------

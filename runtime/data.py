@@ -5,7 +5,17 @@ import numpy as np
 
 from fncompiler import dtypes
 from fncompiler.models import host_prefix
-from fncompiler.models.functional import adjust_input_rank
+
+
+def adjust_input_rank(value, expected_shape):
+    """Keras 3's rank adjustment of one input: data one rank short of an input whose last dimension is 1 gets
+    that axis ((n,) -> (n, 1)); data one rank over, ending in 1, loses it. Anything else is returned as is."""
+    ndim, rank = len(getattr(value, "shape", ())), len(expected_shape)
+    if ndim == rank - 1 and expected_shape[-1] == 1:
+        return value[..., None]
+    if ndim == rank + 1 and ndim and value.shape[-1] == 1:
+        return value[..., 0]
+    return value
 
 
 def _is_array(x):

@@ -5,13 +5,23 @@
     executor.steps_per_execution()                   asked before each execution is formed
     executor.run(state, x, y, sw) -> state           one execution (a batch, or executions.StackedBatches)
     executor.epoch_end(state)                        between epochs (validation and callbacks are not timed)
+    executor.to_base(state) / executor.in_base(state)  the state in the trainer's program's layout (see below)
     executor.strategy / executor.decision            the strategy in use; the decision record (tuning only)
+
+Layouts: a strategy's program may lay out the train state differently from the trainer's own program (a
+scanned-blocks program keeps each weight kind of the blocks stacked, runtime/lowering.py). The executor holds the
+state in the layout of the strategy that ran last and converts it when another strategy runs (once per switch,
+not per step); `to_base` gives the state back in the trainer's layout (fit calls it at each epoch's end, before
+validation and the write-back), `in_base` the same without changing what the executor holds (a callback's
+mid-epoch `sync_live`).
 
 TuningExecutor tunes on fit's own batches and state, so nothing is computed twice except one check execution
 per candidate. The candidates (strategies.fit_candidates, the reference first): on CPU a per-step jit compiled
 for a quick start (platform_options.QUICK_CPU_OPTIONS), the per-step jit, a scan of 16 steps (not for conv
-models on CPU, where a scan of conv gradients measured 7-23x slower), and for a model with runs of repeated
-blocks the scanned-blocks program first (its compile time is flat in depth). The reference trains the first
+models on CPU, where a scan of conv gradients measured 7-23x slower), all of the model's own program, and for a
+model with runs of repeated blocks the other block program: the unrolled one when the model's own program scans
+them (scan_repeated_blocks' "auto" does for long runs in train mode: compile time flat in depth), else the
+scanned one. The reference trains the first
 batches (its first step is fit's normal first step) and is timed through fit's real loop (host copies and
 stacking included). If the rest of the fit at the reference's speed is shorter than PAYOFF x compiling the
 others (each estimated at the reference's first step), tuning stops there. Otherwise each other candidate is
@@ -24,7 +34,7 @@ import time
 
 import jax
 
-from . import host_eval, tuner as tuner_lib
+from . import host_eval, lowering, tuner as tuner_lib
 from .executions import StackedBatches, batches_in
 from .strategies import Strategy, fit_candidates
 
@@ -38,12 +48,43 @@ class Executor:
         self.compiled = compiled
         self.strategy = strategy
         self.decision = None
+        self.layout = None          # the train lowering whose layout the state is in (None: the trainer's)
 
     def steps_per_execution(self):
         return self.strategy.steps_per_execution
 
+    def _base(self):
+        return self.compiled.lowered("train")
+
+    def _into(self, strategy, state):
+        """`state` in `strategy`'s program layout (converted only when it is in another one)."""
+        target = strategy.program(self.compiled).lowered("train")
+        current = self.layout if self.layout is not None else self._base()
+        if target is not current:
+            state = lowering.convert_state(current, target, state)
+            self.layout = target
+        return state
+
+    def _run(self, strategy, state, x, y, sw, per_step=False):
+        state = self._into(strategy, state)
+        if per_step:
+            return strategy.run_per_step(self.compiled, state, x, y, sw)
+        return strategy.run(self.compiled, state, x, y, sw)
+
+    def in_base(self, state):
+        """The state in the trainer's program layout, leaving what the executor holds as it is."""
+        if self.layout is None or self.layout is self._base():
+            return state
+        return lowering.convert_state(self.layout, self._base(), state)
+
+    def to_base(self, state):
+        """The state in the trainer's program layout; the executor holds it so from now on."""
+        state = self.in_base(state)
+        self.layout = None
+        return state
+
     def run(self, state, x, y, sw):
-        return self.strategy.run(self.compiled, state, x, y, sw)
+        return self._run(self.strategy, state, x, y, sw)
 
     def epoch_end(self, state):
         pass
@@ -71,9 +112,12 @@ class TuningExecutor(Executor):
         fits of one model ("first_step_s": the first tuned fit's first step, compilation included)."""
         platform = jax.devices()[0].platform
         known = total_batches is not None
-        blocks = known and compiled.repeated_block_runs("train") is not None
+        blocks = None              # a run of repeated blocks whose program the user did not choose
+        if known and "scan_blocks" not in compiled.pass_options:
+            runs = compiled.repeated_block_runs("train")
+            blocks = None if runs is None else ("scanned" if runs[1] else "unrolled")
         self.tuner = None
-        candidates = fit_candidates(compiled.model, platform, steps_available, allow_scan, scanned_blocks=blocks,
+        candidates = fit_candidates(compiled.model, platform, steps_available, allow_scan, blocks=blocks,
                                     quick=known)
         super().__init__(compiled, candidates[0])
         self.candidates = candidates
@@ -146,21 +190,21 @@ class TuningExecutor(Executor):
     def run(self, state, x, y, sw):
         self.executed += batches_in(x)
         if self.phase == "decided":
-            return self.strategy.run(self.compiled, state, x, y, sw)
+            return self._run(self.strategy, state, x, y, sw)
         if self.phase == "start":
             return self._first(state, x, y, sw)
         if self.phase == "first":
             if len(self.tuner.candidates) == 1 or self.total_batches is None:   # nothing to choose, or no length
                 self._decide(remember=False, reason="nothing to choose from" if len(self.tuner.candidates) == 1
                              else "a fit of unknown length is not tuned")
-                return self.strategy.run(self.compiled, state, x, y, sw)
+                return self._run(self.strategy, state, x, y, sw)
             self._start_timing()
         candidate = self.tuner.candidates[self.index]
         stacked = isinstance(x, StackedBatches)
         odd = not stacked and x and int(x[0].shape[0]) != self.rows          # e.g. the last, partial batch
         if odd or stacked != (candidate.steps_per_execution > 1):   # or a leftover single batch in a scan trial
             self._pause(state)                                      # not timed
-            return self.reference.run_per_step(self.compiled, state, x, y, sw)
+            return self._run(self.reference, state, x, y, sw, per_step=True)
         if self.phase == "check":
             return self._check(candidate, state, x, y, sw)
         return self._time(candidate, state, x, y, sw)
@@ -176,11 +220,11 @@ class TuningExecutor(Executor):
         cached = self.tuner.cached()
         if cached is not None:                   # decided by an earlier fit: no tuning
             self._finish(cached)
-            return self.strategy.run(self.compiled, state, x, y, sw)
+            return self._run(self.strategy, state, x, y, sw)
         t0 = time.perf_counter()
         while True:
             try:
-                state = self.reference.run(self.compiled, state, x, y, sw)
+                state = self._run(self.reference, state, x, y, sw)
                 break
             except Exception as exc:    # noqa: BLE001 - only an unknown XLA option is handled here
                 if "compile option" not in str(exc) or not self.reference.compiler_options:
@@ -208,16 +252,21 @@ class TuningExecutor(Executor):
         """The candidate's first execution, from a copy of the state, against the reference's on the same
         batch(es); the reference's result trains on."""
         try:
+            state = self._into(self.reference, state)
             before = host_eval.copy_tree(state)
+            reference_low = self.layout if self.layout is not None else self._base()
+            candidate_low = candidate.program(self.compiled).lowered("train")
             t0 = time.perf_counter()
-            got = jax.block_until_ready(candidate.run(self.compiled, host_eval.copy_tree(state), x, y, sw))
+            start = lowering.convert_state(reference_low, candidate_low, host_eval.copy_tree(state))
+            got = jax.block_until_ready(candidate.run(self.compiled, start, x, y, sw))
             self._check_s = time.perf_counter() - t0
+            got = lowering.convert_state(candidate_low, reference_low, got)     # compared in one layout
         except Exception as exc:                 # an option this XLA lacks: skip the candidate
             self.tuner.record_error(candidate, exc)
-            state = self.reference.run_per_step(self.compiled, state, x, y, sw)
+            state = self._run(self.reference, state, x, y, sw, per_step=True)
             self._next()
             return state
-        state = self.reference.run_per_step(self.compiled, state, x, y, sw)
+        state = self._run(self.reference, state, x, y, sw, per_step=True)
         if not self.tuner.record_check(candidate, tuner_lib.update_mismatch(before[0], state[0], got[0])):
             self._next()
             return state
@@ -229,7 +278,7 @@ class TuningExecutor(Executor):
         if self._t0 is None:
             jax.block_until_ready(state)
             self._t0 = time.perf_counter()
-        state = candidate.run(self.compiled, state, x, y, sw)
+        state = self._run(candidate, state, x, y, sw)
         self._timed += batches_in(x)
         if not self._enough(self._banked + time.perf_counter() - self._t0):
             return state

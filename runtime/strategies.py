@@ -9,8 +9,10 @@ The strategies (`fit_candidates` lists them per platform, the reference first):
     per-step jit          one jitted train step per batch
     scan xN               N batches stacked, one `lax.scan` over N train steps per call
     + XLA options         either, compiled with an option set (platform_options: measured on CPU only)
-    scanned blocks        either, compiled with pass_options={"scan_blocks": "always"}: a run of repeated blocks
-                          becomes one lax.scan (compile time flat in depth)
+    other block program   for a model with a run of repeated blocks: the unrolled program (pass_options=
+                          {"scan_blocks": "never"}) when the model's own scans the run (compile time flat in
+                          depth; scan_repeated_blocks' "auto" does for long runs in train mode), else the
+                          scanned one ({"scan_blocks": "always"})
 Gradient accumulation (runtime/accumulation.py) changes what a train step computes, not how batches are run:
 it is a compile argument every strategy carries, not a candidate (docs/adding-a-strategy.md).
 """
@@ -18,11 +20,13 @@ from . import placement
 from .executions import StackedBatches
 from .platform_options import CPU_CONV_OPTIONS, QUICK_CPU_OPTIONS, has_conv
 
-__all__ = ["Strategy", "fit_candidates", "option_candidates", "SCAN_STEPS", "QUICK", "SCANNED_BLOCKS"]
+__all__ = ["Strategy", "fit_candidates", "option_candidates", "SCAN_STEPS", "QUICK", "SCANNED_BLOCKS",
+           "UNROLLED_BLOCKS"]
 
 SCAN_STEPS = 16
 QUICK = "per-step jit, quick compile"
 SCANNED_BLOCKS = {"scan_blocks": "always"}
+UNROLLED_BLOCKS = {"scan_blocks": "never"}
 
 
 class Strategy:
@@ -81,10 +85,11 @@ def option_candidates(model, platform):
     return out
 
 
-def fit_candidates(model, platform, steps_available, allow_scan=True, scanned_blocks=False, quick=True):
+def fit_candidates(model, platform, steps_available, allow_scan=True, blocks=None, quick=True):
     """fit's strategies, the reference (the first step's) first. `steps_available`: batches per epoch (None if
-    unknown). `scanned_blocks`: the model has a run of repeated blocks: the scanned program is the reference
-    (its compile time is flat in depth) and the unrolled ones are candidates. `quick`: on CPU, start with the
+    unknown). `blocks`: the model has a run of repeated blocks and its own program "scanned" or "unrolled" them
+    (None: no run, or the user chose with pass_options["scan_blocks"]): the other block program is a candidate,
+    so the tuner weighs its compile time and step time over the rest of the fit. `quick`: on CPU, start with the
     quick-compiling per-step jit (off for a fit of unknown length, which is not tuned)."""
     if platform == "cpu" and has_conv(model):
         # Conv training on XLA:CPU: the conv option in both (measured 1.1-2x faster per train step on fit.py's
@@ -98,6 +103,13 @@ def fit_candidates(model, platform, steps_available, allow_scan=True, scanned_bl
             out.insert(0, Strategy(QUICK, compiler_options=QUICK_CPU_OPTIONS))
         if allow_scan and (steps_available is None or steps_available >= 2 * SCAN_STEPS):
             out.append(Strategy(f"scan x{SCAN_STEPS}", SCAN_STEPS))
-    if scanned_blocks:
-        out.insert(0, Strategy("scanned blocks, per-step jit", pass_options=SCANNED_BLOCKS))
+    if blocks == "unrolled" and platform == "cpu" and has_conv(model):
+        blocks = None       # scanned conv blocks on XLA:CPU: measured ~10x slower steps (passes/scan_blocks.py)
+    if blocks is not None:
+        other = "unrolled" if blocks == "scanned" else "scanned"
+        for s in out:
+            s.name += f" ({blocks} blocks)"
+        base = out[1] if len(out) > 1 and out[0].name.startswith(QUICK) else out[0]   # full compile options
+        out.append(Strategy(f"per-step jit ({other} blocks)", compiler_options=base.compiler_options,
+                            pass_options=UNROLLED_BLOCKS if other == "unrolled" else SCANNED_BLOCKS))
     return out

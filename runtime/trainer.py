@@ -20,6 +20,7 @@ from . import executor as executor_lib
 from . import host_eval
 from . import data as data_lib
 from . import data_sources
+from . import lowering
 from . import placement
 from . import steps as steps_lib
 from .compile_config import CompileConfig
@@ -86,6 +87,13 @@ class Trainer:
         low = self.compiled.lowered("train")
         return low.trainable, low.non_trainable
 
+    def _eval_variables(self):      # the eval step's variables (a train program may stack some: lowering.py)
+        low = self.compiled.lowered("eval")
+        return low.trainable, low.non_trainable
+
+    def _eval_weights(self, state):      # the train state's weights in the eval step's layout (lowering.py)
+        return lowering.convert_weights(self.compiled.lowered("train"), self.compiled.lowered("eval"), state[0], state[1])
+
     def _logs(self, metric_states):
         """{log name: float} of metric states, computed on the host from one transfer of the accumulators
         (runtime/host_eval.py; a jitted program where that cannot reproduce the metric exactly)."""
@@ -115,8 +123,9 @@ class Trainer:
             trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in tvars], tvars)
             non_trainable = placement.place_weights([jnp.array(v.value, copy=True) for v in ntvars], ntvars)
             state = steps_lib.initial_train_state(trainable, non_trainable, self.train_config, self.rng_seed)
-        if self._opt_state is not None:
-            state = (state[0], state[1], accumulation.resume(self._opt_state, state[2]), state[3], state[4])
+        if self._opt_state is not None:      # (kept in the model's layout, with its accumulator: lowering.py)
+            saved = self.compiled.lowered("train").opt_state_to_program(self._opt_state)
+            state = (state[0], state[1], accumulation.resume(saved, state[2]), state[3], state[4])
         if self.rng_state is not None:
             state = (state[0], state[1], state[2], state[3], self.rng_state)
         state = (state[0], state[1], placement.place_tree(state[2]), placement.place_tree(state[3]),
@@ -146,16 +155,18 @@ class Trainer:
             v._value = x
             self._written[id(v)] = v._value
         copy = host_eval.copy_tree if copy_state else (lambda t: t)
-        self._opt_state = copy(state[2])       # (with the accumulator; `opt_state` gives the optimizer's own)
+        # (in the model's layout, with the accumulator; `opt_state` gives the optimizer's own)
+        self._opt_state = copy(self.compiled.lowered("train").opt_state_to_model(state[2]))
         self.rng_state = copy(state[4])
 
     def sync_live(self):
         """Inside a per-batch callback of `fit`: write the current weights (and optimizer / RNG state) back to the
         model, so the callback can save or read them (Keras's ModelCheckpoint(save_freq=N batches)). Outside
         one, the model's variables are already current and this does nothing."""
-        state = self.__dict__.get("_live_state")
-        if state is not None:
-            self._write_back(state, copy_state=True)
+        live = self.__dict__.get("_live_state")
+        if live is not None:
+            executor, state = live
+            self._write_back(executor.in_base(state), copy_state=True)
 
     def _prepare(self, x, y, sample_weight):
         xs = data_lib.flatten_x(self.model, x)
@@ -291,23 +302,24 @@ class Trainer:
                 done = i + 1
                 if batch_hooks or bar.wants_update(done):
                     logs = self._logs(state[3])
-                    self._live_state = state      # what sync_live() writes back if a callback asks for weights
+                    self._live_state = (executor, state)   # what sync_live() writes back if a callback asks
                     cbs.on_train_batch_end(i, logs)
                     self._live_state = None
                     bar.update(done, _ordered(logs))
                 if self.model.stop_training:
                     break
             executor.epoch_end(state)
+            state = executor.to_base(state)       # the trainer's layout, for validation and the write-back
             if generator:
                 data_sources.end_epoch(source)
             epoch_logs = self._logs(state[3])
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, list) \
                 else (epoch + 1) % validation_freq == 0
             if validation is not None and due and not isinstance(validation, tuple):
-                val_logs = self._evaluate_source(state[0], state[1], validation, validation_steps, tuned=False)
+                val_logs = self._evaluate_source(*self._eval_weights(state), validation, validation_steps, tuned=False)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             elif validation is not None and due:
-                val_logs = self._evaluate_arrays(state[0], state[1], *validation,
+                val_logs = self._evaluate_arrays(*self._eval_weights(state), *validation,
                                                  validation_batch_size or batch_size, verbose=0,
                                                  steps=validation_steps)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -330,7 +342,7 @@ class Trainer:
             return x if written.get(id(v)) is v._value else placement.place_weights([jnp.array(v.value, copy=True)],
                                                                                     [v])[0]
         return ([current(v, x) for v, x in zip(tvars, state[0])], [current(v, x) for v, x in zip(ntvars, state[1])],
-                self._opt_state, state[3], state[4])
+                self.compiled.lowered("train").opt_state_to_program(self._opt_state), state[3], state[4])
 
     def _note_strategy(self, executor):
         """Once fit's tuner has decided: its strategy (for train_on_batch) and decision record."""
@@ -408,7 +420,7 @@ class Trainer:
         verbose = _resolve_verbose(verbose)
         cbs = callbacks_lib.CallbackList(list(callbacks or []), model=self.model, verbose=verbose)
         cbs.on_test_begin()
-        tvars, ntvars = self._variables()
+        tvars, ntvars = self._eval_variables()
         tv = placement.place_weights([v.value for v in tvars], tvars)
         ntv = placement.place_weights([v.value for v in ntvars], ntvars)
         if data_sources.is_batched_source(x):
@@ -522,7 +534,8 @@ class Trainer:
             sw = data_sources.apply_class_weight(ys, sw, data_sources.check_class_weight(class_weight),
                                                  self.cfg.output_names)
         state = self._sync_lr(self._start_state())
-        state = self.train_strategy.run_per_step(self.compiled, state, xs, ys, sw)
+        executor = executor_lib.Executor(self.compiled, self.train_strategy)
+        state = executor.to_base(executor.run(state, xs, ys, sw))
         logs = self._logs(state[3])
         self._write_back(state)
         return self._batch_logs(logs, return_dict)
@@ -530,7 +543,7 @@ class Trainer:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._ensure_resolved()
         xs, ys, sw, n = self._prepare(x, y, sample_weight)
-        tvars, ntvars = self._variables()
+        tvars, ntvars = self._eval_variables()
         logs = self._evaluate_arrays([v.value for v in tvars], [v.value for v in ntvars], xs, ys, sw, max(n, 1),
                                      tuned=True)
         return self._batch_logs(logs, return_dict)

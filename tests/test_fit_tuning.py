@@ -363,7 +363,7 @@ def test_a_cached_decision_applies_only_to_a_candidate_with_its_settings():
     assert tuner.Tuner([a, b], "missing").cached() is None
 
 
-def _blocks(depth=16, spe="auto"):
+def _blocks(depth=16, spe="auto", pass_options=None):
     """A stack of `depth` identical residual Dense blocks (a run of repeated blocks for scan_blocks)."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input(shape=(8,))
@@ -372,6 +372,9 @@ def _blocks(depth=16, spe="auto"):
         h = layers.Add()([h, layers.Dense(8, activation="relu")(h)])
     model = keras.Model(inputs, layers.Dense(2)(h))
     model.compile(optimizer="adam", loss="mse", steps_per_execution=spe)
+    if pass_options is not None:        # fit through a program compiled with these pass options
+        model._get_trainer().compiled = keras.compile_model(model, compile_config=model._compile_config,
+                                                            pass_options=pass_options)
     return model
 
 
@@ -380,34 +383,44 @@ def _block_data(n=256):
     return rng.random((n, 8), dtype=np.float32), rng.random((n, 2), dtype=np.float32)
 
 
-def test_a_model_with_repeated_blocks_starts_with_the_scanned_program_and_records_why(monkeypatch):
-    """A default fit of a 16-block model: the first (reference) program is the scanned-blocks one (compile time
-    flat in depth); the decision record names the strategy and the numbers it was chosen on."""
+def test_a_16_block_fit_starts_with_the_scanned_program_and_records_why(monkeypatch):
+    """A default fit of a 16-block model: its own train program scans the blocks (scan_repeated_blocks "auto":
+    compile time flat in depth), the unrolled program is a candidate, and the decision record names the strategy
+    and the numbers it was chosen on."""
     monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.25)      # the default
     model = _blocks()
-    assert "found 1 runs (16 x" in model._get_trainer().compiled.repeated_block_runs("train")
+    report, scanned = model._get_trainer().compiled.repeated_block_runs("train")
+    assert scanned and "1 runs of repeated blocks (16 x" in report
     x, y = _block_data()
+    seen = []
+    real = executor.fit_candidates
+    monkeypatch.setattr(executor, "fit_candidates", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    names = [c.name for c in seen[0]]
+    assert names[0].endswith("(scanned blocks)") and names[-1] == "per-step jit (unrolled blocks)"
+    assert seen[0][-1].pass_options == {"scan_blocks": "never"}
     decision = model._trainer.autotune_decision
-    assert decision["name"] == "scanned blocks, per-step jit"
-    assert decision["pass_options"] == {"scan_blocks": "always"} and decision["reason"]
+    assert decision["name"] == names[0] and decision["reason"]
     assert decision["remaining_steps"] == 16 - decision["report"][0]["timed_steps"] - 1
     first = decision["report"][0]
     assert first["name"] == decision["name"] and first["compile_s"] > 0 and first["step_s"] > 0
     assert first["predicted_total_s"] == pytest.approx(decision["remaining_steps"] * first["step_s"])
-    # the scanned program trained: the unrolled one was not compiled
-    scanned = model._trainer.compiled.with_options({}, {"scan_blocks": "always"})
-    assert scanned.trace_counts["train"] == 1 == model._trainer.compiled.trace_counts["train"]
-    ref = _blocks(spe=1)
+    # the scanned program trained (one trace); the unrolled one was not compiled: this fit is too short
+    assert model._trainer.compiled.trace_counts["train"] == 1
+    assert model._trainer.compiled.with_options({}, strategies.UNROLLED_BLOCKS).trace_counts["train"] == 0
+    ref = _blocks(spe=1, pass_options={"scan_blocks": "never"})
     ref.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(ref.get_weights(), model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_the_tuner_decides_between_the_scanned_and_the_unrolled_program_on_measurements(monkeypatch):
+    """The scanned program (stacked weights) and the unrolled one (a weight per block) hold the train state in
+    different layouts: the check compares them in one, and whichever wins trains on from the converted state."""
     model = _blocks()
     monkeypatch.setattr(executor, "fit_candidates", lambda *a, **k: [
-        Strategy("scanned blocks, per-step jit", pass_options=strategies.SCANNED_BLOCKS), Strategy("per-step jit")])
+        Strategy("scanned blocks, per-step jit", pass_options=strategies.SCANNED_BLOCKS),
+        Strategy("per-step jit", pass_options=strategies.UNROLLED_BLOCKS)])
     x, y = _block_data(512)
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     decision = model._trainer.autotune_decision
@@ -423,3 +436,8 @@ def test_the_tuner_decides_between_the_scanned_and_the_unrolled_program_on_measu
         assert decision["name"] == "per-step jit"
     else:
         assert decision["name"] == "scanned blocks, per-step jit"
+    ref = _blocks(spe=1, pass_options={"scan_blocks": "never"})
+    ref.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(ref.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(ref.evaluate(x, y, verbose=0), rel=1e-4)

@@ -1,5 +1,5 @@
 """scan_repeated_blocks: the rewrite keeps outputs, gradients and trained weights; the scan body traces once; the
-"auto" policy declines where the scan was measured not to pay (docs/passes.md)."""
+"auto" policy scans deep train-mode runs and declines where the scan was measured not to pay (docs/passes.md)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,20 +63,23 @@ def randomize_bn(model):
 
 
 def forward(model, graph, x, training=False, tv=None):
+    """Outputs, new non-trainable values (in the model's layout) and losses of the lowered graph."""
     low = lowering.lower(graph, model)
     tv = [v.value for v in low.trainable] if tv is None else tv
     out, new_nt, losses = low.forward(tv, [v.value for v in low.non_trainable], [jnp.asarray(x)],
                                       jax.random.key(0), training)
-    return out, new_nt, losses
+    return out, low.weights_to_model(tv, new_nt)[1], losses
 
 
 def loss_and_grads(model, graph, x):
+    """Loss and gradients, the gradients in the model's layout (a stacked program's cut into its blocks')."""
     low = lowering.lower(graph, model)
 
     def loss(tv):
         out, _, losses = forward(model, graph, x, True, tv)
         return jnp.sum(out[0] ** 2) + sum(losses)
-    return jax.value_and_grad(loss)([v.value for v in low.trainable])
+    value, grads = jax.value_and_grad(loss)([v.value for v in low.trainable])
+    return value, low.weights_to_model(grads, [v.value for v in low.non_trainable])[0]
 
 
 def assert_close(a, b, scale=1.0):
@@ -127,7 +130,7 @@ def test_batchnorm_statistics_and_activity_losses_come_out_of_the_scan():
     _, new_nt, losses = forward(model, graph, x, training=True)
     assert len(losses) == 1                     # the 4 blocks' activity losses, summed by the scan
     low = lowering.lower(graph, model)
-    changed = [not np.allclose(np.asarray(a), np.asarray(v.value)) for a, v in zip(new_nt, low.non_trainable)]
+    changed = [not np.allclose(np.asarray(a), np.asarray(v.value)) for a, v in zip(new_nt, low.model_non_trainable)]
     assert sum(changed) == 8                    # moving mean and variance of each of the 4 blocks
 
 
@@ -151,7 +154,8 @@ def _train_once(model, passes, options):
     step = cm.step("train")
     for _ in range(2):
         state = step(state, x, y, None)
-    return cm, jax.device_get(state)
+    tv, ntv = low.weights_to_model(state[0], state[1])        # the model's layout, for comparison
+    return cm, jax.device_get((tv, ntv, low.opt_state_to_model(state[2])) + tuple(state[3:]))
 
 
 def test_train_step_updates_weights_like_the_unrolled_graph_and_traces_once():
@@ -201,14 +205,22 @@ def test_the_scan_body_is_traced_once_per_step_trace(scanned):
     assert traced == (2 if scanned else 12)
 
 
-def test_auto_declines_on_cpu_and_in_train_mode(monkeypatch):
-    model = residual_model(blocks=4)
+def test_auto_scans_deep_train_runs_and_declines_elsewhere(monkeypatch):
     monkeypatch.setattr(scan_blocks, "_backend", lambda: "cpu")
-    for mode in ("train", "predict"):
+    model = residual_model(blocks=4)
+    for mode, why in (("train", "fewer than 8"), ("predict", "XLA:CPU")):
         graph, records, _ = run_passes(model, mode, options={})
         assert not records[-1].changed
-        assert "found 1 runs (4 x 3 nodes)" in records[-1].report and "XLA:CPU" in records[-1].report
+        assert "found 1 runs (4 x 3 nodes)" in records[-1].report and why in records[-1].report
         assert "ScanBlocks" not in ir.count_ops(graph)
+    deep = residual_model(blocks=scan_blocks.AUTO_TRAIN_MIN_BLOCKS)
+    graph, records, _ = run_passes(deep, "train", options={})
+    assert records[-1].changed and ir.count_ops(graph)["ScanBlocks"] == 1
+    assert "applied in train mode (8 blocks >= 8" in records[-1].report
+    graph, records, _ = run_passes(deep, "predict", options={})
+    assert not records[-1].changed
+    apply, why = scan_blocks.auto_decision("train", "cpu", 16, ["Conv2D", "BatchNormalization", "Add"])
+    assert not apply and "convolution" in why
     monkeypatch.setattr(scan_blocks, "_backend", lambda: "gpu")
     graph, records, _ = run_passes(model, "predict", options={"scan_blocks": "auto"})
     assert records[-1].changed and ir.count_ops(graph)["ScanBlocks"] == 1

@@ -25,17 +25,6 @@ def _flatten_struct(struct, what):
     return leaves
 
 
-def adjust_input_rank(value, expected_shape):
-    """Keras 3's rank adjustment of one input: data one rank short of an input whose last dimension is 1 gets
-    that axis ((n,) -> (n, 1)); data one rank over, ending in 1, loses it. Anything else is returned as is."""
-    ndim, rank = len(getattr(value, "shape", ())), len(expected_shape)
-    if ndim == rank - 1 and expected_shape[-1] == 1:
-        return value[..., None]
-    if ndim == rank + 1 and ndim and value.shape[-1] == 1:
-        return value[..., 0]
-    return value
-
-
 class Functional(Model):
     """A model whose forward pass is the recorded graph of layer calls."""
 
@@ -182,6 +171,7 @@ class Functional(Model):
 
     def call(self, inputs, training=None, mask=None):
         from ..runtime import interpreter
+        from fncompiler.runtime.data import adjust_input_rank     # (models -> runtime, never back)
         flat = [adjust_input_rank(x, t.shape) for x, t in zip(self.flatten_inputs(inputs), self.inputs)]
         if self._host_prefix is not None:
             flat = self._host_prefix.run(flat)
@@ -201,6 +191,7 @@ class Functional(Model):
     def _check_inputs(self, args, model_name=None):
         if not args:
             return
+        from fncompiler.runtime.data import adjust_input_rank
         flat = self.flatten_inputs(args[0])
         for i, (x, t) in enumerate(zip(flat, self.inputs)):
             shape = tuple(getattr(adjust_input_rank(x, t.shape), "shape", ()))
