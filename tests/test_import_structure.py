@@ -100,6 +100,20 @@ def test_no_circle_within_runtime(project_graph):
     assert _circles(project_graph, within=["fncompiler.runtime"]) == []
 
 
+def test_the_architecture_diagram_of_the_runtime_is_its_import_graph(project_graph):
+    """docs/architecture.md section 6a draws runtime/'s files and imports: it must be the code's graph."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text[text.index("```mermaid\ngraph TD\n"):]
+    block = block[:block.index("```", 10)].splitlines()[2:]
+    drawn = {tuple(line.split(" --> ")) for line in map(str.strip, block) if " --> " in line}
+    boxes = {name for edge in drawn for name in edge} | {line.strip() for line in block if "-->" not in line}
+    g = tool.restrict(project_graph, within=["fncompiler.runtime"])
+    short = lambda mod: mod.rsplit(".", 1)[-1]
+    real = {(short(u), short(v)) for u, v in g.edges if "fncompiler.runtime" not in (u, v)}
+    assert drawn == real, f"missing from the diagram: {sorted(real - drawn)}; not in the code: {sorted(drawn - real)}"
+    assert boxes == {short(m) for m in g.nodes if m != "fncompiler.runtime"}
+
+
 def test_no_circle_between_the_model_classes_and_the_runtime(project_graph):
     """Model.fit calls into runtime.trainer; the runtime reaches models only for host_prefix (no model class)."""
     assert _circles(project_graph, within=["fncompiler.ir", "fncompiler.models", "fncompiler.saving",
