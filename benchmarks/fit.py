@@ -1009,6 +1009,17 @@ def _check_text(chk):
     return text
 
 
+def chosen_text(c):
+    """What the configuration chose: jax_best's winning candidate, or the tuner's decision ("-" if neither)."""
+    best = c.get("best_config")
+    if best:
+        return f"{best['options_label']} + {best['strategy']}"
+    decision = c.get("autotune_decision")
+    if isinstance(decision, dict) and decision.get("name"):
+        return str(decision["name"])
+    return "-"
+
+
 def goals(report, config="fncompiler"):
     """Issue 7's goals for the default configuration, from this run's ratios: lines of markdown."""
     epoch_jit, epoch_best, epoch_keras, ttfs_keras, pred1, big = {}, {}, {}, {}, {}, {}
@@ -1079,24 +1090,18 @@ def markdown(report):
              f"- rounds: {report.get('rounds', 1)}" + (" (each number is the median over the rounds; each ratio the "
                                                         "median of the per-round ratios)"
                                                         if report.get("rounds", 1) > 1 else ""), ""]
-    header = ["model", "configuration", "loss check (max rel diff)", "s / epoch (median)", "vs jit", "vs best",
-              "vs scan", "vs Keras", "time to first step s", "first epoch s", "compiles", "predict b=1 ms: predict / raw",
+    header = ["model", "configuration", "loss check (max rel diff)", "chosen (tuner / best)", "s / epoch (median)",
+              "vs jit", "vs best", "vs scan", "vs Keras", "time to first step s", "first epoch s", "compiles", "predict b=1 ms: predict / raw",
               "predict/raw", f"predict b={PREDICT_BIG} samples/s: predict / raw", "peak RSS MiB"]
     rows = []
     for mname, m in report["models"].items():
         for cname, c in m["configs"].items():
             label = LABELS.get(cname, cname)
-            if c.get("best_config"):
-                label += f" [{c['best_config']['options_label']} + {c['best_config']['strategy']}]"
-            if c.get("autotune_decision") and isinstance(c["autotune_decision"], dict):
-                chosen = c["autotune_decision"].get("name") or c["autotune_decision"].get("strategy")
-                if chosen:
-                    label += f" [tuner: {chosen}]"
             if c.get("status") == "skipped":
-                rows.append([mname, label, "skipped", c.get("error", "")] + ["-"] * (len(header) - 4))
+                rows.append([mname, label, "skipped", "-", c.get("error", "")] + ["-"] * (len(header) - 5))
                 continue
             if c.get("status") != "ok":
-                rows.append([mname, label, "**ERROR**", (c.get("error") or "")[:120]] + ["-"] * (len(header) - 4))
+                rows.append([mname, label, "**ERROR**", "-", (c.get("error") or "")[:120]] + ["-"] * (len(header) - 5))
                 continue
             r = m["ratios"]
             epoch = common.fmt(c.get("epoch_median_s"), ".3g")
@@ -1106,7 +1111,7 @@ def markdown(report):
             cc = c.get("compile_counts")
             compiles = "-" if cc is None else ", ".join(f"{k} {v}" for k, v in sorted(cc.items()))
             rows.append([
-                mname, label, _check_text(c.get("loss_check")), epoch,
+                mname, label, _check_text(c.get("loss_check")), chosen_text(c), epoch,
                 common.fmt_ratio((r.get(f"{cname}/jax_jit") or {}).get("epoch")),
                 common.fmt_ratio((r.get(f"{cname}/jax_best") or {}).get("epoch")),
                 common.fmt_ratio((r.get(f"{cname}/jax_scan") or {}).get("epoch")),
