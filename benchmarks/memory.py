@@ -126,8 +126,9 @@ def worker(args, result):
             # seq2seq decoder's time axis) as None even with input_shapes, which jit cannot lower.
             state, specs, ys, sw = cm.example_args("train", b, shapes)
             _, _, _, data_ys = fit.make_data(name, b)
-            if isinstance(ys, (list, tuple)) and len(ys) == len(data_ys):
-                ys = type(ys)(jax.ShapeDtypeStruct(a.shape, s.dtype) for a, s in zip(data_ys, ys))
+            if any(None in tuple(s.shape) for s in ys):      # (order: the model's outputs', as the data's)
+                ys = type(ys)(jax.ShapeDtypeStruct(a.shape, s.dtype) if None in tuple(s.shape) else s
+                              for a, s in zip(data_ys, ys))
             return (state, specs, ys, sw)
 
         def lowered(b):
