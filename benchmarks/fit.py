@@ -82,7 +82,7 @@ SETUPS = {
 # Loss-trend tolerance (relative, per epoch) against the hand-written baseline. The ResNet has Dropout(0.5),
 # whose random masks differ between implementations, so only its trend can agree, not its values.
 LOSS_RTOL = {"mlp": 0.02, "resnet": 0.10, "ticket": 0.02, "autoencoder": 0.02, "transformer": 0.02,
-             "resnet20": 0.02, "seq2seq": 0.02}
+             "resnet20": 0.05, "seq2seq": 0.02}
 INIT_LOSS_RTOL = 1e-4          # forward pass at the initial weights (inference mode: no dropout)
 EAGER_STEPS = {"mlp": 8, "resnet": 4, "ticket": 3, "autoencoder": 4, "transformer": 3, "resnet20": 2, "seq2seq": 3}
 RUNNING_STEPS = 10             # the baseline records its running-mean loss over the first steps (for eager)
