@@ -43,9 +43,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import hand_written as hw_lib  # noqa: E402
+import zoo  # noqa: E402
 
-MODELS = ("mlp", "resnet", "ticket", "autoencoder")
-CONFIGS = ("jax_jit", "fncompiler", "fncompiler_spe1", "fncompiler_spe16", "fncompiler_auto", "fncompiler_eager",
+MODELS = ("mlp", "resnet", "ticket", "autoencoder", "transformer", "resnet20", "seq2seq")
+CONV_MODELS = ("resnet", "autoencoder", "resnet20")
+CONFIGS = ("jax_jit", "jax_best", "fncompiler", "fncompiler_spe1", "fncompiler_spe16", "fncompiler_auto", "fncompiler_eager",
            "jax_scan", "keras")
 LABELS = {
     "fncompiler": 'fncompiler fit (default: steps_per_execution="auto")',
@@ -55,6 +58,7 @@ LABELS = {
     "fncompiler_eager": "fncompiler run_eagerly=True (extrapolated)",
     "jax_jit": "hand-written jax.jit + optax",
     "jax_scan": "hand-written lax.scan epoch",
+    "jax_best": "hand-written, best of the tuner's XLA options x scan",
     "keras": "Keras 3 fit",
 }
 FNC_COMPILE_EXTRA = {
@@ -71,12 +75,16 @@ SETUPS = {
     "resnet": dict(samples=1000, quick=256, batch_size=64, validation_split=0.2, lr=1e-3),
     "ticket": dict(samples=1280, quick=1280, batch_size=32, validation_split=0.0, lr=1e-3),
     "autoencoder": dict(samples=1000, quick=256, batch_size=64, validation_split=0.0, lr=1e-3),
+    "transformer": dict(samples=4096, quick=1024, batch_size=32, validation_split=0.0, lr=1e-3),
+    "resnet20": dict(samples=1024, quick=512, batch_size=64, validation_split=0.0, lr=1e-3),
+    "seq2seq": dict(samples=4096, quick=2048, batch_size=64, validation_split=0.0, lr=1e-3),
 }
 # Loss-trend tolerance (relative, per epoch) against the hand-written baseline. The ResNet has Dropout(0.5),
 # whose random masks differ between implementations, so only its trend can agree, not its values.
-LOSS_RTOL = {"mlp": 0.02, "resnet": 0.10, "ticket": 0.02, "autoencoder": 0.02}
+LOSS_RTOL = {"mlp": 0.02, "resnet": 0.10, "ticket": 0.02, "autoencoder": 0.02, "transformer": 0.02,
+             "resnet20": 0.05, "seq2seq": 0.02}
 INIT_LOSS_RTOL = 1e-4          # forward pass at the initial weights (inference mode: no dropout)
-EAGER_STEPS = {"mlp": 8, "resnet": 4, "ticket": 3, "autoencoder": 4}
+EAGER_STEPS = {"mlp": 8, "resnet": 4, "ticket": 3, "autoencoder": 4, "transformer": 3, "resnet20": 2, "seq2seq": 3}
 RUNNING_STEPS = 10             # the baseline records its running-mean loss over the first steps (for eager)
 PREDICT_CALLS = 200
 PREDICT_BIG = 1024
@@ -88,6 +96,10 @@ SEED = 1234
 # Models, written once against a Keras-like module (fncompiler, or keras when installed)
 # =========================================================================================================
 def build_model(name, K):
+    if name == "transformer":
+        return zoo.build_transformer(K, depth=4)
+    if name in zoo.BUILDERS:
+        return zoo.BUILDERS[name](K)
     L = K.layers
     if name == "mlp":
         inputs = K.Input(shape=(784,), name="digits")
@@ -145,6 +157,8 @@ def build_model(name, K):
 
 def compile_kwargs(name, K):
     lr = SETUPS[name]["lr"]
+    if name in zoo.COMPILE_KWARGS:
+        return zoo.COMPILE_KWARGS[name](K, lr)
     if name == "mlp":
         return dict(loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
                     optimizer=K.optimizers.RMSprop(lr), metrics=["accuracy"])
@@ -163,6 +177,8 @@ def compile_kwargs(name, K):
 
 def make_data(name, n, seed=0):
     """(x, y) in the structure model.fit takes, and the flat lists (xs, ys) the hand-written code takes."""
+    if name in zoo.MAKE_DATA:
+        return zoo.MAKE_DATA[name](n, seed)
     rng = np.random.default_rng(seed)
     if name == "mlp":
         x = rng.random((n, 784), dtype=np.float32)
@@ -190,6 +206,8 @@ def make_data(name, n, seed=0):
 def slice_structure(x, sl):
     if isinstance(x, dict):
         return {k: v[sl] for k, v in x.items()}
+    if isinstance(x, list):
+        return [v[sl] for v in x]
     return x[sl]
 
 
@@ -200,248 +218,14 @@ def tile_structure(x, n):
         return np.concatenate([a] * reps, axis=0)[:n] if reps > 1 else a[:n]
     if isinstance(x, dict):
         return {k: tile(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [tile(v) for v in x]
     return tile(x)
 
 
 def split_index(name, n):
     vs = SETUPS[name]["validation_split"]
     return int(n * (1.0 - vs)) if vs else n
-
-
-# =========================================================================================================
-# The hand-written baseline: the same layers in jax.lax / jnp, optax RMSprop with Keras's formula
-# =========================================================================================================
-def _jax():
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-    return jax, jnp, lax
-
-
-def hand_written(name):
-    """(forward(params, xs, key, training) -> outputs list, loss(ys, outs), accuracy(ys, outs) or None)."""
-    jax, jnp, lax = _jax()
-    relu = jax.nn.relu
-
-    def dense(p, layer, h):
-        w, b = p[layer]
-        return h @ w + b
-
-    def conv(p, layer, h, padding="VALID"):
-        k, b = p[layer]
-        return lax.conv_general_dilated(h, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
-
-    def conv_transpose(p, layer, h):
-        # Keras's kernel is (kh, kw, filters, in); a stride-1 "valid" transposed convolution is a full
-        # convolution with the spatially flipped kernel, input and output channel axes swapped.
-        k, b = p[layer]
-        kh, kw = k.shape[0], k.shape[1]
-        kk = jnp.transpose(k[::-1, ::-1], (0, 1, 3, 2))
-        return lax.conv_general_dilated(h, kk, (1, 1), [(kh - 1, kh - 1), (kw - 1, kw - 1)],
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
-
-    def max_pool(h, size):
-        return lax.reduce_window(h, -jnp.inf, lax.max, (1, size, size, 1), (1, size, size, 1), "VALID")
-
-    def lstm(p, layer, seq):
-        kernel, recurrent, bias = p[layer]
-        units = recurrent.shape[0]
-        proj = jnp.swapaxes(seq @ kernel + bias, 0, 1)     # time-major input projections, one matmul
-
-        def cell(carry, z_in):
-            h, c = carry
-            z = z_in + h @ recurrent
-            i = jax.nn.sigmoid(z[:, :units])
-            f = jax.nn.sigmoid(z[:, units:2 * units])
-            g = jnp.tanh(z[:, 2 * units:3 * units])
-            o = jax.nn.sigmoid(z[:, 3 * units:])
-            c = f * c + i * g
-            return (o * jnp.tanh(c), c), None
-
-        zeros = jnp.zeros((seq.shape[0], units), seq.dtype)
-        (h, _), _ = lax.scan(cell, (zeros, zeros), proj)
-        return h
-
-    def sparse_ce(y, logits):
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None].astype(jnp.int32), axis=-1))
-
-    def categorical_ce(y, logits):
-        return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(logits), axis=-1))
-
-    def binary_ce(y, logits):
-        return jnp.mean(jnp.maximum(logits, 0) - logits * y + jnp.log1p(jnp.exp(-jnp.abs(logits))))
-
-    if name == "mlp":
-        def forward(p, xs, key, training):
-            h = relu(dense(p, "dense_1", xs[0]))
-            h = relu(dense(p, "dense_2", h))
-            return [dense(p, "predictions", h)]
-
-        def loss(ys, outs):
-            return sparse_ce(ys[0], outs[0])
-
-        def accuracy(ys, outs):
-            return jnp.mean((jnp.argmax(outs[0], -1) == ys[0]).astype(jnp.float32))
-        return forward, loss, accuracy
-
-    if name == "resnet":
-        def forward(p, xs, key, training):
-            h = relu(conv(p, "conv_1", xs[0]))
-            h = relu(conv(p, "conv_2", h))
-            b1 = max_pool(h, 3)
-            h = relu(conv(p, "conv_3", b1, "SAME"))
-            h = relu(conv(p, "conv_4", h, "SAME"))
-            b2 = h + b1
-            h = relu(conv(p, "conv_5", b2, "SAME"))
-            h = relu(conv(p, "conv_6", h, "SAME"))
-            b3 = h + b2
-            h = relu(conv(p, "conv_7", b3))
-            h = jnp.mean(h, axis=(1, 2))
-            h = relu(dense(p, "dense", h))
-            if training:
-                keep = jax.random.bernoulli(key, 0.5, h.shape)
-                h = jnp.where(keep, h / 0.5, 0.0)
-            return [dense(p, "logits", h)]
-
-        def loss(ys, outs):
-            return categorical_ce(ys[0], outs[0])
-
-        def accuracy(ys, outs):
-            return jnp.mean((jnp.argmax(outs[0], -1) == jnp.argmax(ys[0], -1)).astype(jnp.float32))
-        return forward, loss, accuracy
-
-    if name == "ticket":
-        def forward(p, xs, key, training):
-            title, body, tags = xs
-            t = jnp.take(p["title_embedding"][0], title, axis=0)
-            b = jnp.take(p["body_embedding"][0], body, axis=0)
-            h = jnp.concatenate([lstm(p, "title_lstm", t), lstm(p, "body_lstm", b), tags], axis=-1)
-            return [dense(p, "priority", h), dense(p, "department", h)]
-
-        def loss(ys, outs):
-            return 1.0 * binary_ce(ys[0], outs[0]) + 0.2 * categorical_ce(ys[1], outs[1])
-        return forward, loss, None
-
-    if name == "autoencoder":
-        def forward(p, xs, key, training):
-            h = relu(conv(p, "enc_conv_1", xs[0]))
-            h = relu(conv(p, "enc_conv_2", h))
-            h = max_pool(h, 3)
-            h = relu(conv(p, "enc_conv_3", h))
-            h = relu(conv(p, "enc_conv_4", h))
-            h = jnp.max(h, axis=(1, 2))
-            h = h.reshape(h.shape[0], 4, 4, 1)
-            h = relu(conv_transpose(p, "dec_convt_1", h))
-            h = relu(conv_transpose(p, "dec_convt_2", h))
-            h = jnp.repeat(jnp.repeat(h, 3, axis=1), 3, axis=2)
-            h = relu(conv_transpose(p, "dec_convt_3", h))
-            return [relu(conv_transpose(p, "dec_convt_4", h))]
-
-        def loss(ys, outs):
-            return jnp.mean(jnp.square(ys[0] - outs[0]))
-        return forward, loss, None
-    raise ValueError(name)
-
-
-class HandWritten:
-    """Step functions of the baseline. Each `make_*` call returns a fresh jitted function (a fresh compile),
-    and every trace increments `traces[endpoint]`."""
-
-    def __init__(self, name, params):
-        import optax
-        self.name = name
-        self.forward, self.loss, self.accuracy = hand_written(name)
-        # Keras's RMSprop: v = rho*v + (1-rho)*g^2; w -= lr*g/sqrt(v + eps), rho=0.9, eps=1e-7.
-        self.optimizer = optax.rmsprop(SETUPS[name]["lr"], decay=0.9, eps=1e-7, eps_in_sqrt=True)
-        self.params = params
-        self.traces = collections.Counter()
-
-    def zero_metrics(self):
-        _, jnp, _ = _jax()
-        return (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-
-    def initial_state(self, seed=SEED):
-        jax, jnp, _ = _jax()
-        params = jax.tree_util.tree_map(jnp.asarray, self.params)
-        return (params, self.optimizer.init(params), jax.random.key_data(jax.random.key(seed)), self.zero_metrics())
-
-    def _accumulate(self, metrics, loss, ys, outs, batch):
-        _, jnp, _ = _jax()
-        acc = self.accuracy(ys, outs) if self.accuracy is not None else jnp.zeros((), jnp.float32)
-        return (metrics[0] + loss * batch, metrics[1] + acc * batch, metrics[2] + batch)
-
-    def train_step_fn(self):
-        import optax
-        jax, jnp, _ = _jax()
-
-        def train_step(state, xs, ys):
-            self.traces["train"] += 1
-            params, opt_state, key_data, metrics = state
-            key, sub = jax.random.split(jax.random.wrap_key_data(key_data))
-
-            def loss_fn(p):
-                outs = self.forward(p, xs, sub, True)
-                return self.loss(ys, outs), outs
-
-            (loss, outs), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, opt_state = self.optimizer.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            metrics = self._accumulate(metrics, loss, ys, outs, jnp.asarray(xs[0].shape[0], jnp.float32))
-            return params, opt_state, jax.random.key_data(key), metrics
-        return train_step
-
-    def eval_step_fn(self):
-        _, jnp, _ = _jax()
-
-        def eval_step(params, metrics, xs, ys):
-            self.traces["eval"] += 1
-            outs = self.forward(params, xs, None, False)
-            return self._accumulate(metrics, self.loss(ys, outs), ys, outs, jnp.asarray(xs[0].shape[0], jnp.float32))
-        return eval_step
-
-    def make_train_step(self):
-        jax, _, _ = _jax()
-        return jax.jit(self.train_step_fn(), donate_argnums=0)
-
-    def make_eval_step(self):
-        jax, _, _ = _jax()
-        return jax.jit(self.eval_step_fn(), donate_argnums=1)
-
-    def make_predict(self):
-        jax, _, _ = _jax()
-
-        def predict(params, xs):
-            self.traces["predict"] += 1
-            return self.forward(params, xs, None, False)
-        return jax.jit(predict)
-
-    def make_scan_epoch(self):
-        """jit(lax.scan of the train step over (steps, batch, ...) stacked batches)."""
-        jax, _, lax = _jax()
-        step = self.train_step_fn()
-
-        def epoch(state, xs, ys):
-            self.traces["train_scan"] += 1
-
-            def body(s, batch):
-                return step(s, batch[0], batch[1]), None
-            state, _ = lax.scan(body, state, (xs, ys))
-            return state
-        return jax.jit(epoch, donate_argnums=0)
-
-    def make_scan_eval(self):
-        jax, _, lax = _jax()
-        step = self.eval_step_fn()
-
-        def evaluate(params, metrics, xs, ys):
-            self.traces["eval_scan"] += 1
-
-            def body(m, batch):
-                return step(params, m, batch[0], batch[1]), None
-            metrics, _ = lax.scan(body, metrics, (xs, ys))
-            return metrics
-        return jax.jit(evaluate, donate_argnums=1)
 
 
 def _logs(metrics, with_accuracy):
@@ -501,7 +285,7 @@ def worker_fncompiler(args, result):
     import jax
     import jax.numpy as jnp
     import fncompiler as keras
-    from fncompiler.runtime import data as data_lib, platform_options
+    from fncompiler.runtime import data as data_lib
     _warm_backend()
     name, config = args.model, args.config
     setup = SETUPS[name]
@@ -607,18 +391,8 @@ def worker_fncompiler(args, result):
             result["val_losses"] = [float(v) for v in hist.history["val_loss"]]
     result["steps_per_epoch"] = steps_per_epoch
     result["val_steps_per_epoch"] = val_steps
-    result["compile_counts"] = dict(model._trainer.compiled.trace_counts)
-    base = model._trainer.compiled      # its counts are the total; the tuner's option variants' share of them:
-    for variant in getattr(base, "_variants", {}).values():
-        extra_options = {k: v for k, v in variant.compiler_options.items() if base.compiler_options.get(k) != v}
-        quick = all(extra_options.get(k) == v for k, v in platform_options.QUICK_CPU_OPTIONS.items())
-        label = "quick compile" if quick else "tuned XLA options"
-        result.setdefault("compile_counts_by_options", {})[label] = dict(variant.trace_counts)
-    if eager:
-        result["notes"].append("eager: compile_counts count step calls (nothing is compiled)")
-    decision = getattr(model._trainer, "autotune_decision", None)
-    if decision is not None:
-        result["autotune_decision"] = decision
+    tuner_internals(model, result)
+    decision = result.get("autotune_decision")
     spe = extra.get("steps_per_execution")
     if decision is not None:
         spe = decision.get("steps_per_execution")
@@ -675,6 +449,35 @@ def worker_fncompiler(args, result):
             result["init_loss"] = float(logs["loss"])
 
 
+def tuner_internals(model, result):
+    """The trace counts and the tuner's decision, read from fncompiler's runtime internals (`model._trainer`:
+    its `compiled.trace_counts`, the option variants' and `autotune_decision`). They move between versions:
+    what is not there is noted, never a crash."""
+    trainer = getattr(model, "_trainer", None)
+    compiled = getattr(trainer, "compiled", None)
+    counts = getattr(compiled, "trace_counts", None)
+    if counts is None:
+        result["notes"].append("fncompiler internals moved: model._trainer.compiled.trace_counts not found "
+                               "(compile counts not reported)")
+    else:
+        result["compile_counts"] = dict(counts)
+    from fncompiler.runtime import platform_options
+    quick_options = platform_options.QUICK_CPU_OPTIONS
+    base_options = getattr(compiled, "compiler_options", None) or {}
+    for variant in (getattr(compiled, "_variants", None) or {}).values():
+        try:
+            extra_options = {k: v for k, v in variant.compiler_options.items() if base_options.get(k) != v}
+            quick = bool(quick_options) and all(extra_options.get(k) == v for k, v in quick_options.items())
+            label = "quick compile" if quick else "tuned XLA options"
+            result.setdefault("compile_counts_by_options", {})[label] = dict(variant.trace_counts)
+        except AttributeError:
+            result["notes"].append("fncompiler internals moved: an option variant without compiler_options / "
+                                   "trace_counts")
+    decision = getattr(trainer, "autotune_decision", None)
+    if decision is not None:
+        result["autotune_decision"] = decision
+
+
 def predict_warmup(model, call, batch, max_calls=40):
     """Call `call` (one predict of `batch`) until predict's tuner has decided the batch's shape (at most
     `max_calls`); returns the warm-up calls, their seconds and the decision's name (None: nothing to tune)."""
@@ -707,25 +510,152 @@ def predict_summary(b1, raw1, big, rawbig, n1, nbig):
     }
 
 
+SCAN_GROUP = 16     # fncompiler's steps_per_execution for the scan strategy (runtime/strategies.py SCAN_STEPS)
+
+
+def tuner_option_sets(model_name, platform):
+    """[(label, XLA options)] fncompiler's train-step tuner may compile with on `platform`, XLA's own default
+    first, read from fncompiler's runtime/platform_options.py in this one place (and notes)."""
+    from fncompiler.runtime import platform_options
+    notes, sets = [], [("XLA default", {})]
+    base = dict(platform_options.default_compiler_options(platform))
+    quick = platform_options.QUICK_CPU_OPTIONS if platform == "cpu" else None
+    conv = platform_options.CPU_CONV_OPTIONS if platform == "cpu" else None
+    b = base or {}
+    if base is not None:
+        sets.append(("fncompiler default", b))
+    if quick:
+        sets.append(("quick compile", {**b, **quick}))
+    if conv and model_name in CONV_MODELS:
+        sets.append(("conv option", {**b, **conv}))
+        if quick:
+            sets.append(("quick compile + conv option", {**b, **quick, **conv}))
+    out, seen = [], set()
+    for label, opts in sets:
+        key = tuple(sorted(opts.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append((label, dict(opts)))
+    return out, notes
+
+
+def best_candidates(model_name, platform, full_batches):
+    """[(label, options, strategy)] the jax_best configuration times: every tuner option set x per-step jit,
+    and x scan over SCAN_GROUP stacked batches where fncompiler's tuner may scan (not conv models on CPU)."""
+    sets, notes = tuner_option_sets(model_name, platform)
+    strategies = ["jit"]
+    if full_batches >= SCAN_GROUP and not (platform == "cpu" and model_name in CONV_MODELS):
+        strategies.append(f"scan{SCAN_GROUP}")
+    elif model_name in CONV_MODELS and platform == "cpu":
+        notes.append("scan not tried: fncompiler's tuner does not scan conv models on CPU (measured 7-23x slower)")
+    return [(label, opts, s) for label, opts in sets for s in strategies], notes
+
+
+def train_epoch(fns, state, strategy, xs, ys, n, bs, running=None):
+    """One training epoch of the baseline: "jit" (one jitted step per batch), "scanN" (groups of N full
+    batches stacked on the host, one jitted lax.scan per group, the remaining batches one by one) or "epoch"
+    (one jitted lax.scan over device-resident batches; xs/ys are then (main, rest) pairs)."""
+    if strategy == "epoch":
+        (mx, rx), (my, ry) = xs, ys
+        if mx is not None:
+            state = fns["epoch"](state, mx, my)
+        if rx is not None:
+            state = fns["step"](state, rx, ry)
+        return state
+    start = 0
+    if strategy.startswith("scan"):
+        group = int(strategy[4:]) * bs
+        while start + group <= (n // bs) * bs:
+            sl = slice(start, start + group)
+            state = fns["group"](state, [a[sl].reshape((group // bs, bs) + a.shape[1:]) for a in xs],
+                                 [a[sl].reshape((group // bs, bs) + a.shape[1:]) for a in ys])
+            start += group
+    i = 0
+    while start < n:
+        # NumPy slices go straight into the jitted step (jit's own transfer is cheaper than jnp.asarray).
+        state = fns["step"](state, [a[start:start + bs] for a in xs], [a[start:start + bs] for a in ys])
+        if running is not None and i < RUNNING_STEPS:
+            running.append(_logs(state[3], False)["loss"])
+        start += bs
+        i += 1
+    return state
+
+
+def _step_fns(hw, strategy):
+    fns = {"step": hw.make_train_step()}
+    if strategy.startswith("scan") or strategy == "epoch":
+        fns["group" if strategy.startswith("scan") else "epoch"] = hw.make_scan_epoch()
+    return fns
+
+
+def _warm(hw, fns, strategy, xs, ys, n, bs):
+    """Compile everything an epoch of `strategy` calls (a group, a full batch, the last partial batch), on a
+    throwaway state: the timed epoch then runs compiled code only."""
+    import jax
+    state = hw.initial_state()
+    if strategy.startswith("scan"):
+        group = int(strategy[4:]) * bs
+        state = fns["group"](state, [a[:group].reshape((group // bs, bs) + a.shape[1:]) for a in xs],
+                             [a[:group].reshape((group // bs, bs) + a.shape[1:]) for a in ys])
+    state = fns["step"](state, [a[:bs] for a in xs], [a[:bs] for a in ys])
+    if n % bs:
+        state = fns["step"](state, [a[n - n % bs:n] for a in xs], [a[n - n % bs:n] for a in ys])
+    jax.block_until_ready(state)
+
+
+def select_best(args, result, init, train_xs, train_ys, n_train, bs):
+    """jax_best: time one epoch of every candidate (compiled first, from the same initial state), keep the
+    fastest; returns (HandWritten, its step functions, strategy)."""
+    import jax
+    platform = jax.devices()[0].platform
+    cands, notes = best_candidates(args.model, platform, n_train // bs)
+    result["notes"].extend(notes)
+    timed = []
+    t_all = time.perf_counter()
+    for label, opts, strategy in cands:
+        entry = {"options_label": label, "compiler_options": opts, "strategy": strategy}
+        try:
+            hw = hw_lib.HandWritten(args.model, init, SETUPS[args.model]["lr"], SEED, compiler_options=opts)
+            fns = _step_fns(hw, strategy)
+            t0 = time.perf_counter()
+            _warm(hw, fns, strategy, train_xs, train_ys, n_train, bs)
+            entry["compile_and_warm_s"] = time.perf_counter() - t0
+            state = hw.initial_state()
+            t0 = time.perf_counter()
+            state = train_epoch(fns, state, strategy, train_xs, train_ys, n_train, bs)
+            jax.block_until_ready(state)
+            entry["epoch_s"] = time.perf_counter() - t0
+            entry["loss"] = _logs(state[3], False)["loss"]
+            timed.append((entry["epoch_s"], len(timed), hw, fns, strategy))
+        except Exception as exc:     # noqa: BLE001 - an option XLA rejects is reported, the others still run
+            entry["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:300]
+        result.setdefault("best_candidates", []).append(entry)
+    result["best_selection_s"] = time.perf_counter() - t_all
+    if not timed:
+        raise RuntimeError("jax_best: no candidate ran: " + "; ".join(e.get("error", "") for e in
+                                                                       result["best_candidates"]))
+    _, index, hw, fns, strategy = min(timed, key=lambda t: t[:2])
+    winner = [e for e in result["best_candidates"] if "epoch_s" in e][index]
+    result["best_config"] = {k: winner[k] for k in ("options_label", "compiler_options", "strategy")}
+    result["notes"].append(f"jax_best: {len(cands)} candidates, one timed epoch each (after compiling); kept "
+                           f"{winner['options_label']} + {strategy}; the epochs below reuse its compiled steps, "
+                           "so its time to first step is not measured")
+    return hw, fns, strategy
+
+
 def worker_jax(args, result):
     import jax
     import jax.numpy as jnp
     _warm_backend()
-    name, scan = args.model, args.config == "jax_scan"
+    name, config = args.model, args.config
     setup = SETUPS[name]
     bs = setup["batch_size"]
     init = load_init(args.init)
     _, _, xs, ys = make_data(name, args.samples)
     n_train = split_index(name, args.samples)
     train_xs, train_ys = [a[:n_train] for a in xs], [a[:n_train] for a in ys]
+    nv = args.samples - n_train
     val = ([a[n_train:] for a in xs], [a[n_train:] for a in ys]) if n_train < args.samples else None
-    hw = HandWritten(name, init)
-    with_acc = hw.accuracy is not None
-
-    def batches(arrays, n):
-        # NumPy slices go straight into the jitted step (jit's own transfer is cheaper than jnp.asarray).
-        for start in range(0, n, bs):
-            yield [a[start:start + bs] for a in arrays]
 
     def stacked(arrays, n):
         """(device arrays (steps, batch, ...) of the full batches, device arrays of the remainder or None)."""
@@ -734,64 +664,66 @@ def worker_jax(args, result):
         rest = [jnp.asarray(a[full:n]) for a in arrays] if full < n else None
         return main, rest
 
-    # 1. time to first step, with fresh jitted functions.
-    with section(result, "time_to_first_step"):
-        t0 = time.perf_counter()
-        state = hw.initial_state()
-        if scan:
-            epoch_fn = hw.make_scan_epoch()
-            mx, my = stacked(train_xs, n_train)[0], stacked(train_ys, n_train)[0]
-            if mx is not None:
-                state = epoch_fn(state, mx, my)
-            result["notes"].append("jax_scan: time to first step = data upload + compile + the first whole-epoch "
-                                   "scan (its first step is not observable on its own)")
-        else:
-            step = hw.make_train_step()
-            bx = [jnp.asarray(a[:bs]) for a in train_xs]
-            by = [jnp.asarray(a[:bs]) for a in train_ys]
-            state = step(state, bx, by)
-        jax.block_until_ready(state)
-        result["time_to_first_step_s"] = time.perf_counter() - t0
-        result["first_step_batch_index"] = 0
-        del state
-    hw.traces.clear()
+    # 1. the strategy (jax_best: chosen by timing), and the time to first step with fresh jitted functions.
+    if config == "jax_best":
+        with section(result, "select"):
+            hw, fns, strategy = select_best(args, result, init, train_xs, train_ys, n_train, bs)
+        if "select" in result.get("errors", {}):
+            raise RuntimeError(result["errors"]["select"])
+        result["time_to_first_step_s"] = None
+    else:
+        strategy = "epoch" if config == "jax_scan" else "jit"
+        hw = hw_lib.HandWritten(name, init, setup["lr"], SEED)
+        with section(result, "time_to_first_step"):
+            t0 = time.perf_counter()
+            state = hw.initial_state()
+            if strategy == "epoch":
+                epoch_fn = hw.make_scan_epoch()
+                mx, my = stacked(train_xs, n_train)[0], stacked(train_ys, n_train)[0]
+                if mx is not None:
+                    state = epoch_fn(state, mx, my)
+                result["notes"].append("jax_scan: time to first step = data upload + compile + the first "
+                                       "whole-epoch scan (its first step is not observable on its own)")
+            else:
+                step = hw.make_train_step()
+                state = step(state, [jnp.asarray(a[:bs]) for a in train_xs], [jnp.asarray(a[:bs]) for a in train_ys])
+            jax.block_until_ready(state)
+            result["time_to_first_step_s"] = time.perf_counter() - t0
+            result["first_step_batch_index"] = 0
+            del state
+        hw.traces.clear()
+        fns = _step_fns(hw, strategy)
+    with_acc = hw.accuracy is not None
 
     # 2. epochs.
-    step = hw.make_train_step()
     eval_step = hw.make_eval_step()
     state = hw.initial_state()
     epochs, losses, val_losses, running = [], [], [], []
     t_start = time.perf_counter()
-    nv = args.samples - n_train
-    if scan:
-        epoch_fn, eval_fn = hw.make_scan_epoch(), hw.make_scan_eval()
-        (mx, rx), (my, ry) = stacked(train_xs, n_train), stacked(train_ys, n_train)
+    data_x, data_y = train_xs, train_ys
+    if strategy == "epoch":
+        data_x, data_y = stacked(train_xs, n_train), stacked(train_ys, n_train)
+        eval_fn = hw.make_scan_eval()
         if val is not None:
             (vmx, vrx), (vmy, vry) = stacked(val[0], nv), stacked(val[1], nv)
     for epoch in range(args.epochs):
         t0 = time.perf_counter()
         state = state[:3] + (hw.zero_metrics(),)
-        if scan:
-            if mx is not None:
-                state = epoch_fn(state, mx, my)
-            if rx is not None:
-                state = step(state, rx, ry)
-        else:
-            for i, (bx, by) in enumerate(zip(batches(train_xs, n_train), batches(train_ys, n_train))):
-                state = step(state, bx, by)
-                if epoch == 0 and i < RUNNING_STEPS:      # the first epoch is not timed: sync to record
-                    running.append(_logs(state[3], False)["loss"])
+        # the first epoch is not timed: the per-step baseline syncs on its first steps to record their loss
+        rec = running if (epoch == 0 and config == "jax_jit") else None
+        state = train_epoch(fns, state, strategy, data_x, data_y, n_train, bs, rec)
         logs = _logs(state[3], with_acc)
         if val is not None:
             metrics = hw.zero_metrics()
-            if scan:
+            if strategy == "epoch":
                 if vmx is not None:
                     metrics = eval_fn(state[0], metrics, vmx, vmy)
                 if vrx is not None:
                     metrics = eval_step(state[0], metrics, vrx, vry)
             else:
-                for bx, by in zip(batches(val[0], nv), batches(val[1], nv)):
-                    metrics = eval_step(state[0], metrics, bx, by)
+                for start in range(0, nv, bs):
+                    metrics = eval_step(state[0], metrics, [a[start:start + bs] for a in val[0]],
+                                        [a[start:start + bs] for a in val[1]])
             val_losses.append(_logs(metrics, False)["loss"])
         losses.append(logs["loss"])
         epochs.append(time.perf_counter() - t0)
@@ -805,9 +737,9 @@ def worker_jax(args, result):
     if running:
         result["running_losses"] = running
     result["steps_per_epoch"] = math.ceil(n_train / bs)
-    result["val_steps_per_epoch"] = 0 if val is None else math.ceil((args.samples - n_train) / bs)
+    result["val_steps_per_epoch"] = 0 if val is None else math.ceil(nv / bs)
     result["compile_counts"] = dict(hw.traces)
-    if scan:
+    if strategy == "epoch":
         result["notes"].append("jax_scan: the data is uploaded to the device once, before the first epoch")
 
     # 3. predict with the baseline's own jitted forward pass.
@@ -829,13 +761,9 @@ def worker_jax(args, result):
                                      "'raw' = device arrays in, block_until_ready")
         result["compile_counts_after_predict"] = dict(hw.traces)
 
-    if not scan:
+    if config == "jax_jit":
         with section(result, "init_loss"):
-            forward, loss, _ = hand_written(name)
-            params0 = jax.tree_util.tree_map(jnp.asarray, init)
-            outs = jax.jit(lambda p, a, b: loss(b, forward(p, a, None, False)))(
-                params0, [jnp.asarray(a[:bs]) for a in xs], [jnp.asarray(a[:bs]) for a in ys])
-            result["init_loss"] = float(outs)
+            result["init_loss"] = hw.init_loss([a[:bs] for a in xs], [a[:bs] for a in ys])
 
 
 def worker_keras(args, result):
@@ -927,7 +855,7 @@ def run_worker_main(args):
             result.update(worker_init(args))
         elif args.config.startswith("fncompiler"):
             worker_fncompiler(args, result)
-        elif args.config in ("jax_jit", "jax_scan"):
+        elif args.config in ("jax_jit", "jax_scan", "jax_best"):
             worker_jax(args, result)
         elif args.config == "keras":
             worker_keras(args, result)
@@ -1036,7 +964,7 @@ def model_ratios(configs):
     for c in configs:
         if c in ("jax_jit",) or not counted(c):
             continue
-        for ref in ("jax_jit", "jax_scan", "keras"):
+        for ref in ("jax_jit", "jax_best", "jax_scan", "keras"):
             if ref == c or not counted(ref):
                 continue
             out[f"{c}/{ref}"] = {
@@ -1064,12 +992,25 @@ def _check_text(chk):
     return text
 
 
+def chosen_text(c):
+    """What the configuration chose: jax_best's winning candidate, or the tuner's decision ("-" if neither)."""
+    best = c.get("best_config")
+    if best:
+        return f"{best['options_label']} + {best['strategy']}"
+    decision = c.get("autotune_decision")
+    if isinstance(decision, dict) and decision.get("name"):
+        return str(decision["name"])
+    return "-"
+
+
 def goals(report, config="fncompiler"):
     """Issue 7's goals for the default configuration, from this run's ratios: lines of markdown."""
-    epoch_jit, epoch_keras, ttfs_keras, pred1, big = {}, {}, {}, {}, {}
+    epoch_jit, epoch_best, epoch_keras, ttfs_keras, pred1, big = {}, {}, {}, {}, {}, {}
     for mname, m in report["models"].items():
         r = m.get("ratios", {})
         epoch_jit[mname] = (r.get(f"{config}/jax_jit") or {}).get("epoch")
+        if "jax_best" in m["configs"]:
+            epoch_best[mname] = (r.get(f"{config}/jax_best") or {}).get("epoch")
         big[mname] = (r.get(f"{config}/jax_jit") or {}).get("predict_big")
         epoch_keras[mname] = (r.get(f"{config}/keras") or {}).get("epoch")
         ttfs_keras[mname] = (r.get(f"{config}/keras") or {}).get("time_to_first_step")
@@ -1085,7 +1026,15 @@ def goals(report, config="fncompiler"):
     if vals:
         out.append(f"- s/epoch vs hand-written jit <= 1.05x on every model: {cells(epoch_jit)} -> "
                    f"{verdict(len(vals) == len(epoch_jit) and max(vals) <= 1.05)}")
+    vals = [v for v in epoch_best.values() if v is not None]
+    if vals:
+        out.append(f"- s/epoch vs the best hand-written configuration (the tuner's XLA options x scan) <= 1.05x on "
+                   f"every model: {cells(epoch_best)} -> "
+                   f"{verdict(len(vals) == len(epoch_best) and max(vals) <= 1.05)}")
     vals = [v for v in epoch_keras.values() if v is not None]
+    if vals:
+        out.append(f"- >= 1.4x faster than Keras 3 fit on every model (s/epoch ratio <= 0.714x): "
+                   f"{cells(epoch_keras)} -> {verdict(len(vals) == len(epoch_keras) and max(vals) <= 1 / 1.4)}")
     if vals and len(vals) == len(epoch_keras):
         gm = math.exp(sum(math.log(v) for v in vals) / len(vals))
         out.append(f"- vs Keras 3 fit: {cells(epoch_keras)}; geometric mean {gm:.2f}x, i.e. {1 / gm:.2f}x faster "
@@ -1124,18 +1073,18 @@ def markdown(report):
              f"- rounds: {report.get('rounds', 1)}" + (" (each number is the median over the rounds; each ratio the "
                                                         "median of the per-round ratios)"
                                                         if report.get("rounds", 1) > 1 else ""), ""]
-    header = ["model", "configuration", "loss check (max rel diff)", "s / epoch (median)", "vs jit", "vs scan",
-              "vs Keras", "time to first step s", "first epoch s", "compiles", "predict b=1 ms: predict / raw",
+    header = ["model", "configuration", "loss check (max rel diff)", "chosen (tuner / best)", "s / epoch (median)",
+              "vs jit", "vs best", "vs scan", "vs Keras", "time to first step s", "first epoch s", "compiles", "predict b=1 ms: predict / raw",
               "predict/raw", f"predict b={PREDICT_BIG} samples/s: predict / raw", "peak RSS MiB"]
     rows = []
     for mname, m in report["models"].items():
         for cname, c in m["configs"].items():
             label = LABELS.get(cname, cname)
             if c.get("status") == "skipped":
-                rows.append([mname, label, "skipped", c.get("error", "")] + ["-"] * (len(header) - 4))
+                rows.append([mname, label, "skipped", "-", c.get("error", "")] + ["-"] * (len(header) - 5))
                 continue
             if c.get("status") != "ok":
-                rows.append([mname, label, "**ERROR**", (c.get("error") or "")[:120]] + ["-"] * (len(header) - 4))
+                rows.append([mname, label, "**ERROR**", "-", (c.get("error") or "")[:120]] + ["-"] * (len(header) - 5))
                 continue
             r = m["ratios"]
             epoch = common.fmt(c.get("epoch_median_s"), ".3g")
@@ -1145,8 +1094,9 @@ def markdown(report):
             cc = c.get("compile_counts")
             compiles = "-" if cc is None else ", ".join(f"{k} {v}" for k, v in sorted(cc.items()))
             rows.append([
-                mname, label, _check_text(c.get("loss_check")), epoch,
+                mname, label, _check_text(c.get("loss_check")), chosen_text(c), epoch,
                 common.fmt_ratio((r.get(f"{cname}/jax_jit") or {}).get("epoch")),
+                common.fmt_ratio((r.get(f"{cname}/jax_best") or {}).get("epoch")),
                 common.fmt_ratio((r.get(f"{cname}/jax_scan") or {}).get("epoch")),
                 common.fmt_ratio((r.get(f"{cname}/keras") or {}).get("epoch")),
                 common.fmt(c.get("time_to_first_step_s"), ".3g"),
