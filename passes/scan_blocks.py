@@ -87,6 +87,17 @@ def auto_decision(mode, backend, blocks=None, block_ops=()):
     return True, f"applied ({backend}, {mode} mode)"
 
 
+def program_size(graph):
+    """The number of nodes a graph's program computes: each ScanBlocks node counts as its one block's nodes
+    (what its loop body compiles), so a scanned deep model is about one block's size, an unrolled one `blocks`
+    times that (the runtime's tuner estimates compile times from it)."""
+    total = 0
+    for _, data in graph.nodes(data=True):
+        layer = data.get("layer")
+        total += layer.template_size if isinstance(layer, ScanBlocks) else 1
+    return total
+
+
 def _block_ops(graph, run_):
     return [graph.nodes[n]["op"] for n in run_[0][1]]
 
@@ -290,6 +301,7 @@ class ScanBlocks(Layer):
     def __init__(self, template, block_variables, name, stacked_state=False):
         super().__init__(name=name)
         self._template = template              # IR of the first block: input node "block_input"
+        self.template_size = template.number_of_nodes()
         self._vars = block_variables           # [[Variable per weight] per block]
         # one StackedVariable per weight kind: a lowered program may hold these instead of the block variables
         self._stacks = [StackedVariable([block[k] for block in block_variables])

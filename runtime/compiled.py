@@ -224,13 +224,24 @@ class CompiledModel:
         if endpoint == "predict":
             return (tv, ntv, specs)
         cfg = self.compile_config
-        ys = steps.example_targets(low, cfg, batch_size)
+        ys = steps.example_targets(low, cfg, batch_size, self._output_specs(low, tv, ntv, specs))
         if endpoint == "eval":
             return (tv, ntv, jax.eval_shape(steps.initial_metric_states, cfg), specs, ys, None)
         state = jax.eval_shape(lambda: steps.initial_train_state(
             [jnp.zeros(v.shape, v.dtype) for v in low.trainable], [jnp.zeros(v.shape, v.dtype) for v in low.non_trainable],
             cfg, 0))
         return (state, specs, ys, None)
+
+    @staticmethod
+    def _output_specs(low, tv, ntv, specs):
+        """The outputs' shapes for these concrete input specs where the graph declares unknown non-batch
+        dimensions (a target of a sequence output takes the length of its input), else None."""
+        graph = low.graph
+        declared = [graph.nodes[n]["output_specs"][i] for n, i in graph.graph["outputs"]]
+        if not any(d is None for s in declared for d in tuple(s.shape)[1:]):
+            return None
+        outputs = jax.eval_shape(lambda t, n, x: low.forward(t, n, x, training=False)[0], tv, ntv, specs)
+        return jax.tree_util.tree_leaves(outputs)
 
     def _with_input_shapes(self, low, specs, input_shapes, batch_size):
         names = [t.name for t in self.model.inputs]

@@ -34,6 +34,7 @@ import time
 
 import jax
 
+from fncompiler.passes import scan_blocks
 from . import host_eval, lowering, tuner as tuner_lib
 from .executions import StackedBatches, batches_in
 from .strategies import Strategy, fit_candidates
@@ -180,11 +181,29 @@ class TuningExecutor(Executor):
         if self.phase == "timing":
             self._pause(state)
 
+    def _compile_estimate(self, candidate):
+        """A candidate's compile time before it is compiled: the reference's first step, for a candidate with
+        other pass options (the other block program) scaled by its train graph's size against the reference's
+        (an unrolled deep model is many times its scanned program: passes/scan_blocks.program_size)."""
+        first = self.first_step_s or 0.0
+        if candidate.pass_options == self.reference.pass_options:
+            return first
+        size = lambda strategy: scan_blocks.program_size(strategy.program(self.compiled).graph("train"))
+        return first * max(1.0, size(candidate) / max(size(self.reference), 1))
+
     def _worth_tuning(self, seconds_per_batch):
-        """Tuning costs about one more compilation per candidate (the first step's time is the measure of one):
-        it is done only when the rest of this fit, at the reference's speed, takes longer than that."""
-        remaining = (self.total_batches - self.executed) * seconds_per_batch
-        return remaining >= self.PAYOFF * (len(self.tuner.candidates) - 1) * (self.first_step_s or 0.0)
+        """Tuning costs about one compilation per candidate: a candidate is tried only when the rest of this fit,
+        at the reference's speed, takes at least PAYOFF x its estimated compile time (the others are skipped,
+        with why, in the decision record); tuning goes on if any candidate is left."""
+        remaining_batches = self.total_batches - self.executed
+        remaining = remaining_batches * seconds_per_batch
+        for candidate in list(self.tuner.candidates[1:]):
+            estimate = self._compile_estimate(candidate)
+            if remaining < self.PAYOFF * estimate:
+                self.tuner.skip(candidate, f"the rest of this fit ({remaining_batches} batches, ~{remaining:.3g} s) "
+                                f"is shorter than {self.PAYOFF} x its estimated compile time ({estimate:.3g} s)",
+                                estimate)
+        return len(self.tuner.candidates) > 1
 
     # -- the loop's entry point --------------------------------------------------------------------------
     def run(self, state, x, y, sw):
@@ -293,7 +312,8 @@ class TuningExecutor(Executor):
             if not self._worth_tuning(step_s):
                 self._decide(remember=False, reason=(
                     f"the rest of this fit ({self.total_batches - self.executed} batches) is shorter than "
-                    f"compiling the other candidates ({self.first_step_s:.2f} s each): not tuned"))
+                    f"{self.PAYOFF} x compiling any other candidate (first step {self.first_step_s:.2f} s; "
+                    "estimates in the report): not tuned"))
                 return state
         else:
             self.tuner.record_compile(candidate, self._check_s - step_s * batches_in(x))

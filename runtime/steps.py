@@ -127,9 +127,12 @@ def make_predict_step(lowered, counter):
     return predict_step
 
 
-def example_targets(lowered, cfg, batch_size):
+def example_targets(lowered, cfg, batch_size, output_specs=None):
+    """Abstract targets per output for a step at `batch_size`; `output_specs`: the outputs' shapes for concrete
+    inputs (where the graph's declared ones have unknown dimensions, e.g. a sequence's length), else the
+    graph's."""
     graph = lowered.graph
-    specs = [graph.nodes[n]["output_specs"][i] for n, i in graph.graph["outputs"]]
+    specs = output_specs or [graph.nodes[n]["output_specs"][i] for n, i in graph.graph["outputs"]]
     out = []
     for spec, loss in zip(specs, cfg.losses):
         if loss is None:

@@ -180,6 +180,14 @@ class Tuner:
         self.candidates.pop(0)
         return True
 
+    def skip(self, candidate, reason, estimated_compile_s=None):
+        """Leave a candidate out before it is compiled (recorded with why, and its estimated compile time)."""
+        entry = self.entry(candidate)
+        entry["skipped"] = reason
+        if estimated_compile_s is not None:
+            entry["estimated_compile_s"] = float(estimated_compile_s)
+        self.candidates = [c for c in self.candidates if c is not candidate]
+
     # -- measurements ---------------------------------------------------------------------------------
     def record_error(self, candidate, exc):
         self.entry(candidate)["error"] = f"{type(exc).__name__}: {exc}"[:300]

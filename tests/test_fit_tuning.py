@@ -405,6 +405,10 @@ def test_a_16_block_fit_starts_with_the_scanned_program_and_records_why(monkeypa
     first = decision["report"][0]
     assert first["name"] == decision["name"] and first["compile_s"] > 0 and first["step_s"] > 0
     assert first["predicted_total_s"] == pytest.approx(decision["remaining_steps"] * first["step_s"])
+    # the unrolled program's compile was estimated from its size (16 blocks unrolled against one scanned) and
+    # skipped: this fit is too short to pay for it
+    unrolled = next(e for e in decision["report"] if e["name"] == "per-step jit (unrolled blocks)")
+    assert "skipped" in unrolled and unrolled["estimated_compile_s"] > 2 * first["compile_s"]
     # the scanned program trained (one trace); the unrolled one was not compiled: this fit is too short
     assert model._trainer.compiled.trace_counts["train"] == 1
     assert model._trainer.compiled.with_options({}, strategies.UNROLLED_BLOCKS).trace_counts["train"] == 0
@@ -412,6 +416,17 @@ def test_a_16_block_fit_starts_with_the_scanned_program_and_records_why(monkeypa
     ref.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(ref.get_weights(), model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_program_size_counts_a_scanned_run_as_one_block():
+    from fncompiler.passes import scan_blocks
+    compiled = _blocks()._get_trainer().compiled
+    scanned = compiled.graph("train")
+    unrolled = compiled.with_options({}, strategies.UNROLLED_BLOCKS).graph("train")
+    assert any(d["op"] == "ScanBlocks" for _, d in scanned.nodes(data=True))
+    assert scan_blocks.program_size(unrolled) == unrolled.number_of_nodes()
+    # 16 blocks of (Dense, Add): unrolled 32 block nodes; scanned one block's 2 (+ its block-input node)
+    assert scan_blocks.program_size(unrolled) - scan_blocks.program_size(scanned) in (29, 30)
 
 
 def test_the_tuner_decides_between_the_scanned_and_the_unrolled_program_on_measurements(monkeypatch):
