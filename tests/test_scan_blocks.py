@@ -90,9 +90,9 @@ def assert_close(a, b, scale=1.0):
     np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * scale)
 
 
-def assert_equivalent(model, x, mode="train"):
+def assert_equivalent(model, x, mode="train", options=ALWAYS):
     """The scanned graph gives the same outputs, gradients and non-trainable updates as the original."""
-    graph, records, _ = run_passes(model, mode)
+    graph, records, _ = run_passes(model, mode, options)
     assert records[-1].changed, records[-1].report
     ir.verify(graph)
     for training in (False, True):
@@ -230,8 +230,56 @@ def test_auto_scans_deep_train_runs_and_declines_elsewhere(monkeypatch):
     assert not records[-1].changed and "not applied (scan_blocks='never')" in records[-1].report
 
 
+@pytest.mark.parametrize("remat", ["always", "never"])
+@pytest.mark.parametrize("build", [lambda: residual_model(blocks=4, block_fn=bn_block), lambda: transformer_model(4)],
+                         ids=["batchnorm", "transformer"])
+def test_a_rematerialized_loop_body_keeps_outputs_gradients_and_statistics(build, remat):
+    model = build()
+    randomize_bn(model)
+    x = np.random.default_rng(2).standard_normal((6,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    graph = assert_equivalent(model, x, options={**ALWAYS, "scan_remat": remat})
+    scan = next(d for _, d in graph.nodes(data=True) if d["op"] == "ScanBlocks")
+    assert scan["layer"].remat is (remat == "always")
+    assert (scan["meta"].get("remat") == "scan body") is (remat == "always")
+
+
+def _grad_step_temp_bytes(model, graph, x):
+    """XLA's temporary bytes of the gradient of the lowered graph's loss (memory_analysis: no timing)."""
+    low = lowering.lower(graph, model)
+
+    def loss(tv):
+        out, _, _ = low.forward(tv, [v.value for v in low.non_trainable], [x], jax.random.key(0), True)
+        return jnp.sum(out[0] ** 2)
+    tv = [v.value for v in low.trainable]
+    return jax.jit(jax.grad(loss)).lower(tv).compile().memory_analysis().temp_size_in_bytes
+
+
+def test_a_rematerialized_loop_body_keeps_only_the_blocks_inputs():
+    # 12 blocks of two 256-wide Dense layers at batch 256: each block's residuals (its hidden activation and
+    # relu mask, 256 KiB apiece) are what the plain loop stores per iteration; the rematerialized one stores
+    # the block's input and recomputes the rest in the backward loop
+    model = residual_model(blocks=12, width=256)
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((256, 256)), jnp.float32)
+    temp = {}
+    for remat in ("never", "always"):
+        graph, records, _ = run_passes(model, options={**ALWAYS, "scan_remat": remat})
+        assert ("loop body rematerialized" in records[-1].report) is (remat == "always")
+        temp[remat] = _grad_step_temp_bytes(model, graph, x)
+    assert temp["always"] < 0.6 * temp["never"], temp
+
+
+def test_scan_remat_auto_follows_the_measured_platforms():
+    assert scan_blocks.remat_decision("train", "cpu")[0] is True
+    for mode, backend in (("train", "gpu"), ("train", "tpu"), ("predict", "cpu"), ("eval", "cpu")):
+        assert scan_blocks.remat_decision(mode, backend) == (False, None)
+    assert scan_blocks.remat_decision("train", "gpu", "always")[0] is True
+    assert scan_blocks.remat_decision("train", "cpu", "never") == (False, None)
+    assert scan_blocks.remat_decision("predict", "cpu", "always") == (False, None)
+
+
 @pytest.mark.parametrize("options, error, message", [
     ({"scan_blocks": "sometimes"}, ValueError, "must be one of \\['auto', 'always', 'never'\\]"),
+    ({"scan_blocks": "always", "scan_remat": True}, ValueError, "scan_remat'\\] must be one of"),
     ({"scan_blocks": "always", "scan_min_repeats": "3"}, TypeError, "scan_min_repeats must be an int"),
     ({"scan_blocks": "always", "scan_min_repeats": 1}, ValueError, "at least 2")])
 def test_bad_options_are_refused(options, error, message):
