@@ -9,7 +9,9 @@ another; with --rounds R each pair runs R times (the order alternating) and the 
 Programs:
   unrolled  the train program with pass_options={"scan_blocks": "never"}: one copy of each block in the step
   scanned   pass_options={"scan_blocks": "always"}: the repeated blocks as one lax.scan over stacked weights,
-            which the train state keeps stacked (passes/scan_blocks.py, runtime/lowering.py)
+            which the train state keeps stacked (passes/scan_blocks.py, runtime/lowering.py); on XLA:CPU its
+            loop body is rematerialized (scan_remat "auto")
+  scanned_plain  the same with {"scan_remat": "never"}: the loop stores every block's residuals
   default   model.fit with the default compile arguments (steps_per_execution="auto": whatever the runtime
             chooses)
 The two forced programs use compile(steps_per_execution=1), so they measure the block strategy alone.
@@ -36,8 +38,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 DEPTHS = (2, 4, 8, 16, 32)
-PROGRAMS = ("unrolled", "scanned", "default")
-POLICY = {"unrolled": "never", "scanned": "always"}
+PROGRAMS = ("unrolled", "scanned", "scanned_plain", "default")
+# the pass options each forced program compiles with (passes/scan_blocks.py)
+POLICY = {"unrolled": {"scan_blocks": "never"}, "scanned": {"scan_blocks": "always"},
+          "scanned_plain": {"scan_blocks": "always", "scan_remat": "never"}}
 SEED = 1234
 FULL = dict(samples=512, batch=32, epochs=3, sizes={})          # zoo.TRANSFORMER's sizes
 QUICK = dict(samples=256, batch=32, epochs=3, sizes=dict(vocab=500, length=32, embed_dim=32, heads=2, ff_dim=64))
@@ -55,11 +59,11 @@ def _build(keras, zoo, depth, program, sizes):
     return model
 
 
-def force_program(keras, model, policy):
-    """Make `model.fit` train the program compiled with pass_options={"scan_blocks": policy}."""
+def force_program(keras, model, pass_options):
+    """Make `model.fit` train the program compiled with `pass_options`."""
     trainer = model._get_trainer()
     trainer.compiled = keras.compile_model(model, compile_config=model._compile_config,
-                                           pass_options={"scan_blocks": policy})
+                                           pass_options=dict(pass_options))
     return trainer.compiled
 
 
@@ -89,8 +93,15 @@ def _step_compile(keras, model, x, y, batch):
     text = compiled.as_text()
     facts = {"fusions": len(re.findall(r"= \S+ fusion\(", text)), "hlo_instructions": len(re.findall(r"^\s+\S+ = ", text, re.M)),
              "program_trainable_arrays": len(low.trainable), "model_trainable_arrays": len(low.model_trainable),
-             "stacked_state": low.stacked}
+             "stacked_state": low.stacked, "xla_temp_mb": _temp_mb(compiled)}
     return t1 - t0, t2 - t1, facts
+
+
+def _temp_mb(compiled):
+    try:
+        return compiled.memory_analysis().temp_size_in_bytes / 2 ** 20
+    except Exception:       # noqa: BLE001 - a backend without memory analysis
+        return None
 
 
 def worker(args, result):
@@ -211,7 +222,7 @@ def _check(results, depths, rtol):
     """Per depth: whether the scanned (and default) fit's epoch losses match the unrolled fit's."""
     for d in depths:
         ref = results.get(f"{d}/unrolled")
-        for p in ("scanned", "default"):
+        for p in ("scanned", "scanned_plain", "default"):
             r = results.get(f"{d}/{p}")
             if not ref or not r or ref.get("status") != "ok" or r.get("status") != "ok":
                 continue
@@ -223,7 +234,7 @@ def _check(results, depths, rtol):
 
 def table(results, depths, programs):
     header = ["depth", "program", "first step s", "first step / 4-block", "step trace+lower s",
-              "step XLA compile s", "HLO fusions", "step ms", "3-epoch fit s", "fit / unrolled", "compiles",
+              "step XLA compile s", "HLO fusions", "step XLA temp MiB", "step ms", "3-epoch fit s", "fit / unrolled", "compiles",
               "losses match"]
     rows = []
     for d in depths:
@@ -240,7 +251,7 @@ def table(results, depths, programs):
             rows.append([d, p, common.fmt(r.get("time_to_first_step_s")),
                          common.fmt_ratio(common.ratio(r.get("time_to_first_step_s"), four.get("time_to_first_step_s"))),
                          common.fmt(r.get("step_trace_lower_s")), common.fmt(r.get("step_xla_compile_s")),
-                         common.fmt(r.get("fusions")),
+                         common.fmt(r.get("fusions")), common.fmt(r.get("xla_temp_mb")),
                          common.fmt(None if r.get("step_s") is None else r["step_s"] * 1e3),
                          common.fmt(r.get("fit_wall_s")),
                          common.fmt_ratio(common.ratio(r.get("fit_wall_s"), unrolled.get("fit_wall_s"))),
