@@ -116,6 +116,36 @@ def test_lower_sequence_model_needs_and_takes_input_shapes():
     assert "tensor<3x5xi32>" in text
 
 
+def test_lower_train_of_a_sequence_model_derives_its_targets_from_the_inputs():
+    """A seq2seq model with unknown lengths: lower("train", input_shapes=...) gives its per-step target the
+    decoder input's length (the outputs' shapes for those inputs), and the lowered step computes the loss a
+    NumPy reference computes at the same weights."""
+    enc_in = keras.Input(shape=(None, 5), name="source")
+    dec_in = keras.Input(shape=(None, 5), name="target_in")
+    _, h, c = layers.LSTM(6, return_state=True, name="encoder")(enc_in)
+    seq = layers.LSTM(6, return_sequences=True, name="decoder")(dec_in, initial_state=[h, c])
+    model = keras.Model([enc_in, dec_in], layers.Dense(5, activation="softmax", name="probs")(seq))
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    compiled = keras.compile_model(model, compile_config=model._compile_config)
+    text = compiled.as_text("train", batch_size=2, input_shapes=[(7, 5), (4, 5)])
+    assert "tensor<2x7x5xf32>" in text and "tensor<2x4x5xf32>" in text
+    state, specs, ys, _ = compiled.example_args("train", 2, [(7, 5), (4, 5)])
+    assert [tuple(t.shape) for t in ys] == [(2, 4, 5)]
+    rng = np.random.default_rng(0)
+    xs = [rng.random((2, 7, 5)).astype("float32"), rng.random((2, 4, 5)).astype("float32")]
+    target = np.eye(5, dtype="float32")[rng.integers(0, 5, (2, 4))]
+    probs = model.predict(xs, verbose=0)
+    expected = float(np.mean(-np.sum(target * np.log(np.clip(probs, 1e-7, 1.0)), axis=-1)))
+    # the step lowered at those shapes, compiled and run: its loss metric holds the reference loss
+    low = compiled.lowered("train")
+    executable = compiled.lower("train", 2, [(7, 5), (4, 5)]).compile()
+    state0 = steps_lib.initial_train_state([jnp.array(v.value) for v in low.trainable],
+                                           [jnp.array(v.value) for v in low.non_trainable], model._compile_config, 0)
+    new_state = executable(state0, [jnp.asarray(a) for a in xs], [jnp.asarray(target)], None)
+    loss_sum, count = new_state[3][0]
+    np.testing.assert_allclose(float(loss_sum) / float(count), expected, rtol=1e-5)
+
+
 def test_dropout_is_active_only_in_training():
     inp = keras.Input(shape=(1000,))
     out = layers.Dropout(0.5)(inp)
