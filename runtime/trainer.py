@@ -315,13 +315,17 @@ class Trainer:
             epoch_logs = self._logs(state[3])
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, list) \
                 else (epoch + 1) % validation_freq == 0
-            if validation is not None and due and not isinstance(validation, tuple):
-                val_logs = self._evaluate_source(*self._eval_weights(state), validation, validation_steps, tuned=False)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            elif validation is not None and due:
-                val_logs = self._evaluate_arrays(*self._eval_weights(state), *validation,
-                                                 validation_batch_size or batch_size, verbose=0,
-                                                 steps=validation_steps)
+            if validation is not None and due:
+                # Keras: the validation pass calls the callbacks' test hooks (on_test_begin .. on_test_end)
+                cbs.on_test_begin()
+                if not isinstance(validation, tuple):
+                    val_logs = self._evaluate_source(*self._eval_weights(state), validation, validation_steps,
+                                                     tuned=False, callbacks=cbs)
+                else:
+                    val_logs = self._evaluate_arrays(*self._eval_weights(state), *validation,
+                                                     validation_batch_size or batch_size, verbose=0,
+                                                     callbacks=cbs, steps=validation_steps)
+                cbs.on_test_end(val_logs)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             self._write_back(state)
             bar.update(done, _ordered(epoch_logs), finalize=True)
@@ -370,14 +374,18 @@ class Trainer:
                 sw = data_sources.apply_class_weight(ys, sw, class_weight, self.cfg.output_names)
             yield i, xs, ys, sw
 
-    def _evaluate_source(self, tv, ntv, source, steps, tuned):
+    def _evaluate_source(self, tv, ntv, source, steps, tuned, callbacks=None):
         """Metric logs of one pass over a batch source (a PyDataset gets its epoch hooks)."""
         eval_step = self._eval_step(tuned)
         states = self._fresh_metric_states()
         data_sources.begin_epoch(source)
         for i, bx, by, bsw in self._generator_batches(source, steps):
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(i)
             states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
                                None if bsw is None else placement.place_batch([bsw])[0])
+            if callbacks is not None and callbacks.batch_hooks_used:
+                callbacks.on_test_batch_end(i, self._logs(states))
         data_sources.end_epoch(source)
         return self._logs(states)
 
@@ -425,7 +433,7 @@ class Trainer:
         ntv = placement.place_weights([v.value for v in ntvars], ntvars)
         if data_sources.is_batched_source(x):
             data_sources.check_no_arrays_with_source(x, y, sample_weight, "evaluate")
-            logs = self._evaluate_source(tv, ntv, x, steps, tuned=True)
+            logs = self._evaluate_source(tv, ntv, x, steps, tuned=True, callbacks=cbs)
         else:
             xs, ys, sw, n = self._prepare(x, y, sample_weight)
             logs = self._evaluate_arrays(tv, ntv, xs, ys, sw, batch_size or 32, verbose=verbose, callbacks=cbs,

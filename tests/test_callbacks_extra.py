@@ -103,3 +103,51 @@ def test_tensorboard_writes_epoch_and_batch_scalars(tmp_path):
                                rtol=1e-6)
     assert [s for t, s, _ in train if t == "batch_loss"] == [2, 4, 6, 8]       # 4 batches per epoch, every 2nd
     assert any(t == "epoch_learning_rate" for t, _, _ in train)
+
+
+class _TestHooks(callbacks.Callback):
+    def __init__(self, events):
+        super().__init__()
+        self.events = events
+
+    def on_test_begin(self, logs=None):
+        self.events.append("test_begin")
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self.events.append(f"test_batch_begin {batch}")
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.events.append(f"test_batch_end {batch} {sorted(logs)}")
+
+    def on_test_end(self, logs=None):
+        self.events.append(f"test_end {sorted(logs)} {logs['loss']:.6f}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.append(f"epoch_end {sorted(logs)} {logs['val_loss']:.6f}")
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_fit_validation_calls_the_test_hooks_as_keras_does(as_dataset):
+    """Keras 3 runs fit's validation through the callbacks' test hooks: on_test_begin, a begin/end pair per
+    validation batch, on_test_end with the unprefixed logs, then on_epoch_end with them as val_*."""
+    inp = keras.Input((3,))
+    model = keras.Model(inp, layers.Dense(1)(inp))
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 3)).astype("float32"), rng.random((16, 1)).astype("float32")
+    events = []
+    if as_dataset:
+        class Batches(keras.utils.PyDataset):
+            def __len__(self):
+                return 2
+
+            def __getitem__(self, i):
+                return x[12 + 2 * i:14 + 2 * i], y[12 + 2 * i:14 + 2 * i]
+        val = Batches()
+        model.fit(x[:12], y[:12], batch_size=4, epochs=1, validation_data=val, verbose=0, callbacks=[_TestHooks(events)])
+    else:
+        model.fit(x, y, batch_size=2, epochs=1, validation_split=0.25, verbose=0, callbacks=[_TestHooks(events)])
+    val_loss = float(np.mean((model.predict(x[12:], verbose=0) - y[12:]) ** 2))
+    assert events == ["test_begin", "test_batch_begin 0", "test_batch_end 0 ['loss']", "test_batch_begin 1",
+                      "test_batch_end 1 ['loss']", f"test_end ['loss'] {val_loss:.6f}",
+                      f"epoch_end ['loss', 'val_loss'] {val_loss:.6f}"]
