@@ -306,6 +306,7 @@ class ScanBlocks(Layer):
         # one StackedVariable per weight kind: a lowered program may hold these instead of the block variables
         self._stacks = [StackedVariable([block[k] for block in block_variables])
                         for k in range(len(block_variables[0]))] if stacked_state else []
+        self.remat_policy = None               # set by the remat pass: the loop body runs under jax.checkpoint
         self.built = True
 
     @property
@@ -346,6 +347,10 @@ class ScanBlocks(Layer):
             loss = sum(inner.losses) if inner.losses else jnp.zeros((), jnp.float32)
             return y, (updates, loss)
 
+        if self.remat_policy is not None:
+            # the loop keeps each block's input carry; the backward pass recomputes the block from it (the
+            # assigned statistics and losses are outputs of the checkpointed body, so none leak)
+            body = jax.checkpoint(body, policy=self.remat_policy, prevent_cse=False)
         y, (updates, losses) = jax.lax.scan(body, inputs, (stacked, jnp.arange(len(self._vars))))
         for j, k in enumerate(traced["assigned"]):
             if weights[k][1]:                  # the state holds the stack: the new statistics stay stacked
