@@ -3,14 +3,22 @@ fncompiler's remat pass off and on, against the hand-written JAX step and Keras 
 batch whose train step fits a fixed memory budget.
 
     python benchmarks/memory.py [--models mlp,...] [--configs fncompiler,fncompiler_remat,jax_jit,keras]
-                                [--budget-mb 256] [--max-batch 65536] [--json out.json] [--md out.md]
+                                [--budget-mb 256] [--max-batch 65536] [--transformer-depth 4] [--json out.json]
+                                [--md out.md]
+    python benchmarks/memory.py --time-remat [--models ...] [--configs fncompiler,fncompiler_remat]
+                                [--transformer-depth N]    # train step time, remat off vs on, one process
 
 Models and batch sizes are benchmarks/fit.py's. Every (model, configuration) pair runs in its own fresh process.
 
 Configurations:
   fncompiler        fncompiler.compile_model(model)'s train step (the default train pipeline)
-  fncompiler_remat  the same with the "remat" pass appended (layers with weights under jax.checkpoint,
+  fncompiler_remat  the same with the "remat" pass appended (its default remat_mode "auto": ScanBlocks loop
+                    bodies, and on backends other than XLA:CPU segments between cut points, under jax.checkpoint,
                     policy nothing_saveable: their activations are recomputed in the backward pass)
+  fncompiler_remat_segments / fncompiler_remat_layers   the remat pass with remat_mode "segments" / "layers"
+  fncompiler_unrolled / fncompiler_scan / fncompiler_scan_remat   pass_options scan_blocks "never" / "always" /
+                    "always" with the remat pass
+  (--transformer-depth N builds the transformer with N encoder blocks; fncompiler configurations only)
   jax_jit           the hand-written step of benchmarks/hand_written.py (jax.jit, donated state)
   keras             Keras 3's own jitted train step (JAX backend: `jax.jit(model.train_step, donate_argnums=0)`, as
                     Keras's make_train_function builds it), on the state Keras's fit uses
@@ -38,18 +46,21 @@ import common  # noqa: E402
 import fit  # noqa: E402
 import hand_written as hw_lib  # noqa: E402
 
-CONFIGS = ("fncompiler", "fncompiler_remat", "fncompiler_remat_segments", "fncompiler_remat_layers", "fncompiler_scan",
+CONFIGS = ("fncompiler", "fncompiler_remat", "fncompiler_remat_segments", "fncompiler_remat_layers", "fncompiler_unrolled",
+           "fncompiler_scan",
            "fncompiler_scan_remat", "jax_jit", "keras")
 DEFAULT_CONFIGS = ("fncompiler", "fncompiler_remat", "jax_jit", "keras")
 # fncompiler configurations: (pass_options, whether the remat pass is appended)
 FNCOMPILER = {"fncompiler": ({}, False), "fncompiler_remat": ({}, True),
               "fncompiler_remat_segments": ({"remat_mode": "segments"}, True),
               "fncompiler_remat_layers": ({"remat_mode": "layers"}, True),
+              "fncompiler_unrolled": ({"scan_blocks": "never"}, False),
               "fncompiler_scan": ({"scan_blocks": "always"}, False),
               "fncompiler_scan_remat": ({"scan_blocks": "always"}, True)}
 LABELS = {"fncompiler": "fncompiler train step", "fncompiler_remat": "fncompiler train step + remat pass",
           "fncompiler_remat_segments": "fncompiler + remat (remat_mode='segments')",
           "fncompiler_remat_layers": "fncompiler + remat (remat_mode='layers')",
+          "fncompiler_unrolled": "fncompiler, scan_blocks='never'",
           "fncompiler_scan": "fncompiler, scan_blocks='always'",
           "fncompiler_scan_remat": "fncompiler, scan_blocks='always' + remat",
           "jax_jit": "hand-written jax.jit step", "keras": "Keras 3 train step (JAX backend)"}
