@@ -25,6 +25,9 @@ variables stay per layer (the trainer's write-back cuts the stacks into them). O
 modes, per-variable clipnorm, a distribution, a block layer also called outside the scan) ScanBlocks stacks the
 blocks' weights in each call as before. Convolutions inside the loop body still miss XLA:CPU's convolution
 canonicalization (it rewrites the entry computation only) and run on a generic, ~10x slower path.
+
+The remat pass (passes/remat.py) sets `ScanBlocks.remat_policy`: the loop body then runs under jax.checkpoint, so
+the scan keeps only each block's input carry for the backward pass.
 """
 import json
 
