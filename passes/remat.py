@@ -216,7 +216,8 @@ def _run_segments(graph, policy_name, policy, size_option, unrolled=True):
         start = replaced.get(start, start)  # a segment starts where the previous one ended
         if len(nodes) < 2:
             continue                        # one layer alone: a checkpoint keeps its input and output anyway
-        if not _closed(graph, start, nodes) or _masks_may_reach(graph, start) or \
+        # a Keras mask made before or inside the segment would not reach its layers or leave it
+        if not _closed(graph, start, nodes) or _masks_may_reach(graph, nodes[-1]) or \
                 any(graph.nodes[n]["kind"] == "input" for n in nodes):
             skipped += 1
             continue

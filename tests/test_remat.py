@@ -159,3 +159,53 @@ def test_auto_mode_leaves_unrolled_segments_alone_on_cpu_only(monkeypatch):
         assert ir.count_ops(g).get("RematSegment", 0) == segments
         assert records[-1].changed == bool(segments)
         assert ("left as they are on XLA:CPU" in records[-1].report) == (backend == "cpu")
+
+
+def dropout_residual(blocks=3, width=8):
+    x = keras.Input(shape=(width,), name="x")
+    h = layers.Dense(width, name="stem")(x)
+    for i in range(blocks):
+        y = layers.Dense(width, activation="relu", name=f"b{i}_d1", activity_regularizer="l2")(h)
+        y = layers.Dropout(0.5, name=f"b{i}_drop")(y)
+        y = layers.Dense(width, name=f"b{i}_d2")(y)
+        h = layers.add([h, y], name=f"b{i}_add")
+    return keras.Model(x, layers.Dense(3, name="head")(h))
+
+
+@pytest.mark.parametrize("scan", ["never", "always"])
+def test_recomputation_draws_the_same_dropout_masks_and_keeps_added_losses(scan):
+    """The backward pass recomputes a segment (or scan block) with the key its forward used: the gradient with
+    recomputation (nothing_saveable) equals the one without (everything_saveable, same keys); the activity
+    regularizers' add_loss losses come out of the checkpointed function."""
+    from fncompiler.runtime import lowering
+    model = dropout_residual()
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((16, 8)).astype("float32"))
+    results = []
+    for policy in ("nothing_saveable", "everything_saveable"):
+        g, records, _ = PassManager(["shape_inference", "scan_repeated_blocks", "remat"], verify=True).run(
+            model.graph, PassContext("train", options={"scan_blocks": scan, "remat_mode": "segments",
+                                                       "remat_segment_size": 2, "remat_policy": policy}))
+        op = "ScanBlocks" if scan == "always" else "RematSegment"
+        assert ir.count_ops(g).get(op)
+        low = lowering.lower(g, model)
+
+        def loss(tv):
+            (y,), _, losses = low.forward(tv, [], [x], jax.random.key(1), True)
+            assert losses                                   # the activity regularizers' losses
+            return jnp.sum(y ** 2) + sum(jnp.sum(v) for v in losses)
+        results.append(jax.jit(jax.value_and_grad(loss))([v.value for v in low.trainable]))
+    (la, ga), (lb, gb) = results
+    np.testing.assert_allclose(float(la), float(lb), rtol=1e-6)
+    for a, b in zip(ga, gb):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_a_segment_a_keras_mask_may_reach_stays_as_it_is():
+    x = keras.Input(shape=(6,), dtype="int32", name="tokens")
+    h = layers.Embedding(20, 8, mask_zero=True, name="emb")(x)
+    for i in range(4):
+        h = layers.Dense(8, activation="tanh", name=f"d{i}")(h)
+    model = keras.Model(x, layers.GlobalAveragePooling1D(name="pool")(h))
+    g, records, _ = PassManager(["shape_inference", "remat"], verify=True).run(
+        model.graph, PassContext("train", options={"remat_mode": "segments"}))
+    assert "RematSegment" not in ir.count_ops(g) and "a Keras mask may reach them" in records[-1].report
