@@ -104,7 +104,7 @@ class RematSegment(Layer):
         super().__init__(name=name)
         self._template = template
         self._policy = policy
-        self.template_size = template.number_of_nodes() - 1
+        self.segment_nodes = template.number_of_nodes() - 1     # its layers (program_size counts them)
         self.built = True
 
     def call(self, inputs, training=None):
@@ -134,7 +134,7 @@ class RematSegment(Layer):
         return y
 
     def get_config(self):
-        return {"name": self.name, "nodes": self.template_size}
+        return {"name": self.name, "nodes": self.segment_nodes}
 
 
 def _run_layers(graph, policy_name, policy):

@@ -93,11 +93,12 @@ def auto_decision(mode, backend, blocks=None, block_ops=()):
 def program_size(graph):
     """The number of nodes a graph's program computes: each ScanBlocks node counts as its one block's nodes
     (what its loop body compiles), so a scanned deep model is about one block's size, an unrolled one `blocks`
-    times that (the runtime's tuner estimates compile times from it)."""
+    times that (the runtime's tuner estimates compile times from it). A remat pass's RematSegment counts as the
+    nodes it runs."""
     total = 0
     for _, data in graph.nodes(data=True):
         layer = data.get("layer")
-        total += layer.template_size if isinstance(layer, ScanBlocks) else 1
+        total += layer.template_size if isinstance(layer, ScanBlocks) else getattr(layer, "segment_nodes", 1)
     return total
 
 

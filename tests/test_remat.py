@@ -209,3 +209,12 @@ def test_a_segment_a_keras_mask_may_reach_stays_as_it_is():
     g, records, _ = PassManager(["shape_inference", "remat"], verify=True).run(
         model.graph, PassContext("train", options={"remat_mode": "segments"}))
     assert "RematSegment" not in ir.count_ops(g) and "a Keras mask may reach them" in records[-1].report
+
+
+def test_program_size_counts_a_segments_layers():
+    scan_lib = sys.modules["fncompiler.passes.scan_blocks"]
+    model = deep_mlp(depth=9)
+    g, _, _ = PassManager(["shape_inference", "remat"]).run(
+        model.graph, PassContext("train", options={"remat_mode": "segments"}))
+    assert ir.count_ops(g) == {"RematSegment": 3}
+    assert scan_lib.program_size(g) == scan_lib.program_size(model.graph) == 10
