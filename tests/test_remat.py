@@ -218,3 +218,12 @@ def test_program_size_counts_a_segments_layers():
         model.graph, PassContext("train", options={"remat_mode": "segments"}))
     assert ir.count_ops(g) == {"RematSegment": 3}
     assert scan_lib.program_size(g) == scan_lib.program_size(model.graph) == 10
+
+
+@pytest.mark.skipif(jax.default_backend() == "cpu", reason="XLA:CPU merges the recomputation back into the forward "
+                    "pass (docs/benchmarks.md, 'Remat: segments and scan bodies'), so unrolled segments hold more there")
+def test_unrolled_segments_lower_the_train_steps_temporary_memory_off_cpu():
+    model = deep_mlp(depth=16, width=256)
+    plain = _train_temp_bytes(model, TRAIN, {"scan_blocks": "never"}, 1024)
+    remat = _train_temp_bytes(model, TRAIN + ["remat"], {"scan_blocks": "never"}, 1024)
+    assert remat < 0.7 * plain, (plain, remat)
