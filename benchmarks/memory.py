@@ -3,14 +3,22 @@ fncompiler's remat pass off and on, against the hand-written JAX step and Keras 
 batch whose train step fits a fixed memory budget.
 
     python benchmarks/memory.py [--models mlp,...] [--configs fncompiler,fncompiler_remat,jax_jit,keras]
-                                [--budget-mb 256] [--max-batch 65536] [--json out.json] [--md out.md]
+                                [--budget-mb 256] [--max-batch 65536] [--transformer-depth 4] [--json out.json]
+                                [--md out.md]
+    python benchmarks/memory.py --time-remat [--models ...] [--configs fncompiler,fncompiler_remat]
+                                [--transformer-depth N]    # train step time, remat off vs on, one process
 
 Models and batch sizes are benchmarks/fit.py's. Every (model, configuration) pair runs in its own fresh process.
 
 Configurations:
   fncompiler        fncompiler.compile_model(model)'s train step (the default train pipeline)
-  fncompiler_remat  the same with the "remat" pass appended (layers with weights under jax.checkpoint,
+  fncompiler_remat  the same with the "remat" pass appended (its default remat_mode "auto": ScanBlocks loop
+                    bodies, and on backends other than XLA:CPU segments between cut points, under jax.checkpoint,
                     policy nothing_saveable: their activations are recomputed in the backward pass)
+  fncompiler_remat_segments / fncompiler_remat_layers   the remat pass with remat_mode "segments" / "layers"
+  fncompiler_unrolled / fncompiler_scan / fncompiler_scan_remat   pass_options scan_blocks "never" / "always" /
+                    "always" with the remat pass
+  (--transformer-depth N builds the transformer with N encoder blocks; fncompiler configurations only)
   jax_jit           the hand-written step of benchmarks/hand_written.py (jax.jit, donated state)
   keras             Keras 3's own jitted train step (JAX backend: `jax.jit(model.train_step, donate_argnums=0)`, as
                     Keras's make_train_function builds it), on the state Keras's fit uses
@@ -38,8 +46,23 @@ import common  # noqa: E402
 import fit  # noqa: E402
 import hand_written as hw_lib  # noqa: E402
 
-CONFIGS = ("fncompiler", "fncompiler_remat", "jax_jit", "keras")
+CONFIGS = ("fncompiler", "fncompiler_remat", "fncompiler_remat_segments", "fncompiler_remat_layers", "fncompiler_unrolled",
+           "fncompiler_scan",
+           "fncompiler_scan_remat", "jax_jit", "keras")
+DEFAULT_CONFIGS = ("fncompiler", "fncompiler_remat", "jax_jit", "keras")
+# fncompiler configurations: (pass_options, whether the remat pass is appended)
+FNCOMPILER = {"fncompiler": ({}, False), "fncompiler_remat": ({}, True),
+              "fncompiler_remat_segments": ({"remat_mode": "segments"}, True),
+              "fncompiler_remat_layers": ({"remat_mode": "layers"}, True),
+              "fncompiler_unrolled": ({"scan_blocks": "never"}, False),
+              "fncompiler_scan": ({"scan_blocks": "always"}, False),
+              "fncompiler_scan_remat": ({"scan_blocks": "always"}, True)}
 LABELS = {"fncompiler": "fncompiler train step", "fncompiler_remat": "fncompiler train step + remat pass",
+          "fncompiler_remat_segments": "fncompiler + remat (remat_mode='segments')",
+          "fncompiler_remat_layers": "fncompiler + remat (remat_mode='layers')",
+          "fncompiler_unrolled": "fncompiler, scan_blocks='never'",
+          "fncompiler_scan": "fncompiler, scan_blocks='always'",
+          "fncompiler_scan_remat": "fncompiler, scan_blocks='always' + remat",
           "jax_jit": "hand-written jax.jit step", "keras": "Keras 3 train step (JAX backend)"}
 MB = 1024.0 * 1024.0
 EXECUTED_STEPS = 3
@@ -101,6 +124,13 @@ def _input_shapes(name):
     return [tuple(a.shape[1:]) for a in xs]
 
 
+def _build_fncompiler(name, keras, depth):
+    if name == "transformer" and depth != 4:
+        import zoo
+        return zoo.build_transformer(keras, depth=depth)
+    return fit.build_model(name, keras)
+
+
 def worker(args, result):
     import jax
     name, config = args.model, args.config
@@ -111,12 +141,12 @@ def worker(args, result):
         import fncompiler as keras
         from fncompiler import passes
         keras.utils.set_random_seed(fit.SEED)
-        model = fit.build_model(name, keras)
+        model = _build_fncompiler(name, keras, args.transformer_depth)
         model.compile(**fit.compile_kwargs(name, keras))
-        pipeline = None
-        if config == "fncompiler_remat":
-            pipeline = passes.default_pipeline("train") + ["remat"]
-        cm = keras.compile_model(model, passes=pipeline)
+        options, with_remat = FNCOMPILER[config]
+        pipeline = passes.default_pipeline("train") + ["remat"] if with_remat else None
+        cm = keras.compile_model(model, passes=pipeline, pass_options=options)
+        result["pass_reports"] = [r.report for r in cm.records("train") if r.name in ("remat", "scan_repeated_blocks")]
         shapes = _input_shapes(name)
 
         step = cm.step("train")
@@ -138,6 +168,10 @@ def worker(args, result):
             return _zeros(example(b))
         result["notes"] = ["executed on zero weights and inputs of the step's shapes (memory does not depend on "
                            "the values)"]
+    elif args.transformer_depth != 4 and name == "transformer":
+        result["status"] = "skipped"
+        result["error"] = "--transformer-depth applies to the fncompiler configurations only"
+        return
     elif config == "jax_jit":
         init = fit.load_init(args.init)
         hw = hw_lib.HandWritten(name, init, fit.SETUPS[name]["lr"], fit.SEED)
@@ -214,6 +248,51 @@ def worker(args, result):
             result["largest_batch_s"] = time.perf_counter() - t0
 
 
+def time_remat(models, depth, configs=("fncompiler", "fncompiler_remat"), rounds=7, steps=3):
+    """{model: {config: median step seconds, "ratio": remat / plain}}: the train steps of `configs`, compiled in this
+    one process, timed alternately (`rounds` rounds of `steps` steps each; medians of the per-step times)."""
+    import statistics
+    import jax
+    import fncompiler as keras
+    from fncompiler import passes
+    out = {}
+    for name in models:
+        steps_by = {}
+        for config in configs:
+            keras.utils.set_random_seed(fit.SEED)
+            model = _build_fncompiler(name, keras, depth)
+            model.compile(**fit.compile_kwargs(name, keras))
+            options, with_remat = FNCOMPILER[config]
+            pipeline = passes.default_pipeline("train") + ["remat"] if with_remat else None
+            cm = keras.compile_model(model, passes=pipeline, pass_options=options)
+            bs = fit.SETUPS[name]["batch_size"]
+            state, specs, ys, sw = cm.example_args("train", bs, _input_shapes(name))
+            _, _, _, data_ys = fit.make_data(name, bs)
+            if any(None in tuple(t.shape) for t in ys):
+                ys = type(ys)(jax.ShapeDtypeStruct(a.shape, t.dtype) if None in tuple(t.shape) else t
+                              for a, t in zip(data_ys, ys))
+            example = (state, specs, ys, sw)
+            compiled = cm.step("train").lower(*example).compile()
+            jax.block_until_ready(compiled(*_zeros(example)))           # warm-up
+            steps_by[config] = (compiled, example)
+        times = {c: [] for c in configs}
+        for _ in range(rounds):
+            for c in configs:
+                compiled, example = steps_by[c]
+                for _ in range(steps):
+                    args = _zeros(example)
+                    jax.block_until_ready(args)
+                    t0 = time.perf_counter()
+                    jax.block_until_ready(compiled(*args))
+                    times[c].append(time.perf_counter() - t0)
+        entry = {c: statistics.median(v) for c, v in times.items()}
+        entry["ratio"] = entry[configs[1]] / entry[configs[0]]
+        out[name] = entry
+        print(f"   {name}: train step {configs[0]} {entry[configs[0]] * 1e3:.2f} ms, {configs[1]} "
+              f"{entry[configs[1]] * 1e3:.2f} ms: {entry['ratio']:.2f}x", flush=True)
+    return out
+
+
 def run_worker_main(args):
     result = {"model": args.model, "config": args.config, "label": LABELS.get(args.config, args.config),
               "status": "ok", "error": None, "notes": []}
@@ -267,10 +346,15 @@ def markdown(report):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(fit.MODELS))
-    p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS))
+    p.add_argument("--transformer-depth", type=int, default=4,
+                   help="encoder blocks of the transformer model (fncompiler configurations only; default 4)")
     p.add_argument("--budget-mb", type=float, default=256.0,
                    help="memory budget for the largest-batch search (0: skip the search)")
     p.add_argument("--max-batch", type=int, default=65536)
+    p.add_argument("--time-remat", action="store_true",
+                   help="instead: time the fncompiler train step with the remat pass off and on, in this one process "
+                        "(alternating rounds, medians) and print the ratio per model")
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker process")
@@ -294,6 +378,14 @@ def main(argv=None):
     for c in configs:
         if c not in CONFIGS:
             raise SystemExit(f"unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
+    if args.time_remat:
+        pair = tuple(configs) if len(configs) == 2 and all(c in FNCOMPILER for c in configs) else \
+            ("fncompiler", "fncompiler_remat")
+        timed = time_remat(models, args.transformer_depth, pair)
+        if args.json:
+            common.write_json(args.json, {"benchmark": "memory --time-remat", "date": common.now_iso(),
+                                          "configs": list(pair), "models": timed})
+        return 0
     report = {"benchmark": "memory", "date": common.now_iso(),
               "command": " ".join(["python", "benchmarks/memory.py"] + (sys.argv[1:] if argv is None else list(argv))),
               "machine": common.machine_info(), "versions": common.versions(), "budget_mb": args.budget_mb,
@@ -304,7 +396,8 @@ def main(argv=None):
             report["models"][mname] = entry
             init_path = os.path.join(tmp, f"{mname}_init.npz")
             base = [os.path.abspath(__file__), "--model", mname, "--init", init_path,
-                    "--budget-mb", str(args.budget_mb), "--max-batch", str(args.max_batch)]
+                    "--budget-mb", str(args.budget_mb), "--max-batch", str(args.max_batch),
+                    "--transformer-depth", str(args.transformer_depth)]
             print(f"== {mname}", flush=True)
             init = _run_one(base, mname, "init", tmp, args.timeout)
             if init.get("status") != "ok":

@@ -28,7 +28,8 @@ canonicalization (it rewrites the entry computation only) and run on a generic, 
 
 In train mode on XLA:CPU the loop body runs under jax.checkpoint (`pass_options={"scan_remat": ...}`,
 remat_decision): the forward loop keeps each block's input only and the backward loop recomputes the block,
-which measured faster than storing and reloading every block's residuals (docs/passes.md).
+which measured faster than storing and reloading every block's residuals (docs/passes.md). The remat pass
+(passes/remat.py) sets the same `ScanBlocks.remat_policy` with its own policy, on any platform.
 """
 import json
 
@@ -123,11 +124,12 @@ def auto_decision(mode, backend, blocks=None, block_ops=()):
 def program_size(graph):
     """The number of nodes a graph's program computes: each ScanBlocks node counts as its one block's nodes
     (what its loop body compiles), so a scanned deep model is about one block's size, an unrolled one `blocks`
-    times that (the runtime's tuner estimates compile times from it)."""
+    times that (the runtime's tuner estimates compile times from it). A remat pass's RematSegment counts as the
+    nodes it runs."""
     total = 0
     for _, data in graph.nodes(data=True):
         layer = data.get("layer")
-        total += layer.template_size if isinstance(layer, ScanBlocks) else 1
+        total += layer.template_size if isinstance(layer, ScanBlocks) else getattr(layer, "segment_nodes", 1)
     return total
 
 
@@ -333,13 +335,14 @@ class ScanBlocks(Layer):
 
     def __init__(self, template, block_variables, name, stacked_state=False, remat=False):
         super().__init__(name=name)
-        self.remat = bool(remat)               # training: the loop body runs under jax.checkpoint (remat_decision)
         self._template = template              # IR of the first block: input node "block_input"
         self.template_size = template.number_of_nodes()
         self._vars = block_variables           # [[Variable per weight] per block]
         # one StackedVariable per weight kind: a lowered program may hold these instead of the block variables
         self._stacks = [StackedVariable([block[k] for block in block_variables])
                         for k in range(len(block_variables[0]))] if stacked_state else []
+        # training: the loop body runs under jax.checkpoint with this policy (remat_decision; the remat pass)
+        self.remat_policy = jax.checkpoint_policies.nothing_saveable if remat else None
         self.built = True
 
     @property
@@ -380,10 +383,11 @@ class ScanBlocks(Layer):
             loss = sum(inner.losses) if inner.losses else jnp.zeros((), jnp.float32)
             return y, (updates, loss)
 
-        if self.remat and training:
-            # the forward loop keeps only each block's input; the backward loop recomputes the block from it
-            # (prevent_cse=False: the scan already keeps the recomputation apart; measured the same either way)
-            body = jax.checkpoint(body, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable)
+        if self.remat_policy is not None and training:
+            # the forward loop keeps each block's input carry; the backward loop recomputes the block from it (the
+            # assigned statistics and losses are outputs of the checkpointed body, so none leak; prevent_cse=False:
+            # the scan already keeps the recomputation apart, and measured the same either way)
+            body = jax.checkpoint(body, policy=self.remat_policy, prevent_cse=False)
         y, (updates, losses) = jax.lax.scan(body, inputs, (stacked, jnp.arange(len(self._vars))))
         for j, k in enumerate(traced["assigned"]):
             if weights[k][1]:                  # the state holds the stack: the new statistics stay stacked

@@ -179,7 +179,8 @@ def test_remat_keeps_gradients_and_reports_memory():
     for i in range(4):
         h = layers.Dense(32, activation="tanh", name=f"d{i}")(h)
     model = keras.Model(x, h)
-    g, records, _ = run_passes(model, ["remat"], mode="train")
+    g, records, _ = PassManager(["shape_inference", "remat"], verify=True).run(
+        model.graph, PassContext("train", options={"remat_mode": "layers"}))     # segments: tests/test_remat.py
     assert records[-1].report == "4 layers rematerialized (nothing_saveable)"
     from fncompiler.runtime import lowering
     xs = jnp.asarray(np.random.randn(8, 32).astype("float32"))
