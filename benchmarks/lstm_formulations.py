@@ -5,8 +5,11 @@ ticket models with each formulation of hand_written.LSTM_FORMULATION, in one pro
                                            [--rounds 15] [--steps 10]
 
 With --fncompiler: fncompiler's own train step (compile_model(model).step("train"), run on zeros of its
-arguments' shapes as benchmarks/memory.py does), "up_front" (training forced to project up front, the lowering
-before issue 17) vs "auto" (fncompiler/layers/recurrent.py's rule).
+arguments' shapes as benchmarks/memory.py does), rows "fncompiler_up_front" (training forced to project up front,
+the lowering before issue 17) and "fncompiler_auto" (fncompiler/layers/recurrent.py's rule), besides --forms.
+
+With --keras (run with Keras 3's Python, KERAS_BACKEND=jax, PYTHONPATH=. for this worktree's fncompiler): one
+more row, Keras's own jitted train step (as benchmarks/memory.py's keras configuration builds it).
 
 Per (model, formulation): XLA's temp bytes of the compiled train step (memory_analysis) and the median
 per-step time over rounds (each round runs every formulation for --steps steps, in turn).
@@ -61,6 +64,25 @@ def fncompiler_steps(name, bs, forms):
     return out
 
 
+def keras_step(name, bs, init):
+    """(compiled Keras train step, a function giving fresh arguments, temp MiB)."""
+    import jax
+    import jax.numpy as jnp
+    import keras
+    keras.utils.set_random_seed(fit.SEED)
+    model = fit.build_model(name, keras)
+    fit.set_init(model, init)
+    model.compile(**fit.compile_kwargs(name, keras))
+    x, y, _, _ = fit.make_data(name, bs)
+    model.fit(x, y, batch_size=bs, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)
+    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True,
+                                 optimizer_variables=True, metrics_variables=True)
+    step = jax.jit(model.train_step, donate_argnums=0)
+    compiled = step.lower(state, (x, y)).compile()
+    fresh = lambda: (jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), state), (x, y))
+    return compiled, fresh, compiled.memory_analysis().temp_size_in_bytes / 2 ** 20
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="seq2seq,ticket")
@@ -69,24 +91,24 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=None, help="batch size (default: benchmarks/fit.py's)")
     ap.add_argument("--seq2seq-sizes", default="", help="e.g. units=32,source_vocab=512 (benchmarks/zoo.SEQ2SEQ)")
-    ap.add_argument("--fncompiler", action="store_true", help="fncompiler's train step, forms up_front,auto")
+    ap.add_argument("--keras", action="store_true", help="add Keras 3's train step (needs keras installed)")
+    ap.add_argument("--fncompiler", action="store_true", help="add fncompiler's train step (up front, and the rule)")
     args = ap.parse_args(argv)
     import zoo
     for item in filter(None, args.seq2seq_sizes.split(",")):
         key, value = item.split("=")
         zoo.SEQ2SEQ[key] = int(value)
     import jax
-    forms = args.forms.split(",")
+    forms = [f for f in args.forms.split(",") if f]
     for name in args.models.split(","):
         init = init_weights(name)
         bs = args.batch or fit.SETUPS[name]["batch_size"]
         _, _, xs, ys = fit.make_data(name, bs)
         runs = {}
         if args.fncompiler:
-            forms = ["up_front", "auto"]
-            for form, (compiled, zeros, temp) in fncompiler_steps(name, bs, forms).items():
-                runs[form] = [compiled, zeros, temp, []]
-        for form in ([] if args.fncompiler else forms):
+            for form, (compiled, zeros, temp) in fncompiler_steps(name, bs, ["up_front", "auto"]).items():
+                runs["fncompiler_" + form] = [compiled, zeros, temp, []]
+        for form in forms:
             hw_lib.LSTM_FORMULATION = form
             hw = hw_lib.HandWritten(name, init, fit.SETUPS[name]["lr"], fit.SEED)
             step = hw.make_train_step()
@@ -96,11 +118,15 @@ def main(argv=None):
             state = compiled(state, xs, ys)
             jax.block_until_ready(state)
             runs[form] = [compiled, state, temp, []]
+        if args.keras:
+            compiled, fresh, temp = keras_step(name, bs, init)
+            runs["keras"] = [compiled, fresh, temp, []]
+        order = list(runs)
         for _ in range(args.rounds):
-            for form in forms:
+            for form in order:
                 r = runs[form]
                 for _ in range(args.steps):
-                    if args.fncompiler:
+                    if form not in forms:       # fncompiler's and Keras's: fresh arguments each step
                         fresh = r[1]()
                         jax.block_until_ready(fresh)
                         t0 = time.perf_counter()
@@ -110,11 +136,11 @@ def main(argv=None):
                         r[1] = r[0](r[1], xs, ys)
                         jax.block_until_ready(r[1])
                     r[3].append(time.perf_counter() - t0)
-        base = statistics.median(runs[forms[0]][3])
-        for form in forms:
+        base = statistics.median(runs[order[0]][3])
+        for form in order:
             med = statistics.median(runs[form][3])
-            print(f"{name:8s} b{bs:<4d} {form:16s} temp {runs[form][2]:7.2f} MiB  step {med * 1e3:7.2f} ms  "
-                  f"({med / base:.2f}x of {forms[0]})", flush=True)
+            print(f"{name:8s} b{bs:<4d} {form:20s} temp {runs[form][2]:7.2f} MiB  step {med * 1e3:7.2f} ms  "
+                  f"({med / base:.2f}x of {order[0]})", flush=True)
 
 
 if __name__ == "__main__":
