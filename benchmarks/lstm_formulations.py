@@ -11,6 +11,10 @@ the lowering before issue 17) and "fncompiler_auto" (fncompiler/layers/recurrent
 With --keras (run with Keras 3's Python, KERAS_BACKEND=jax, PYTHONPATH=. for this worktree's fncompiler): one
 more row, Keras's own jitted train step (as benchmarks/memory.py's keras configuration builds it).
 
+With --layers GRU,SimpleRNN,LSTM: instead of the models, the gradient of one fncompiler layer alone (batch 64,
+length 24, 64 features, 128 units, return_sequences, training=True; loss sum(outputs * fixed weights)), up front
+vs the rule.
+
 Per (model, formulation): XLA's temp bytes of the compiled train step (memory_analysis) and the median
 per-step time over rounds (each round runs every formulation for --steps steps, in turn).
 """
@@ -83,6 +87,46 @@ def keras_step(name, bs, init):
     return compiled, fresh, compiled.memory_analysis().temp_size_in_bytes / 2 ** 20
 
 
+def layer_gradients(kinds, rounds, steps):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import fncompiler as keras
+    from fncompiler.layers import recurrent
+    batch, length, features, units = 64, 24, 64, 128
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(batch, length, features)).astype(np.float32))
+    w_out = jnp.asarray(rng.normal(size=(batch, length, units)).astype(np.float32))
+    rule = recurrent._project_up_front
+    runs = {}
+    for kind in kinds:
+        layer = getattr(keras.layers, kind)(units, return_sequences=True)
+        layer(keras.Input(shape=(length, features)))
+        tv = [jnp.asarray(w.value) for w in layer.trainable_weights]
+
+        def loss(tv, x, layer=layer):
+            return jnp.sum(layer.stateless_call(tv, [], x, training=True)[0] * w_out)
+        for form in ("up_front", "auto"):
+            if form == "up_front":
+                recurrent._project_up_front = lambda cell, seq, training: True
+            try:
+                compiled = jax.jit(jax.grad(loss)).lower(tv, x).compile()
+            finally:
+                recurrent._project_up_front = rule
+            runs[(kind, form)] = (compiled, (tv, x), compiled.memory_analysis().temp_size_in_bytes / 2 ** 20, [])
+    for _ in range(rounds):
+        for compiled, call_args, _, times in runs.values():
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                jax.block_until_ready(compiled(*call_args))
+                times.append(time.perf_counter() - t0)
+    for (kind, form), (_, _, temp, times) in runs.items():
+        med = statistics.median(times)
+        base = statistics.median(runs[(kind, "up_front")][3])
+        print(f"{kind:10s} {form:10s} temp {temp:7.2f} MiB  gradient {med * 1e3:7.2f} ms  ({med / base:.2f}x)",
+              flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="seq2seq,ticket")
@@ -93,7 +137,10 @@ def main(argv=None):
     ap.add_argument("--seq2seq-sizes", default="", help="e.g. units=32,source_vocab=512 (benchmarks/zoo.SEQ2SEQ)")
     ap.add_argument("--keras", action="store_true", help="add Keras 3's train step (needs keras installed)")
     ap.add_argument("--fncompiler", action="store_true", help="add fncompiler's train step (up front, and the rule)")
+    ap.add_argument("--layers", default="", help="e.g. GRU,SimpleRNN: one layer's gradient instead of the models")
     args = ap.parse_args(argv)
+    if args.layers:
+        return layer_gradients(args.layers.split(","), args.rounds, args.steps)
     import zoo
     for item in filter(None, args.seq2seq_sizes.split(",")):
         key, value = item.split("=")
