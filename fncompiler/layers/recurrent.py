@@ -36,10 +36,13 @@ from .rnn_cells import DropoutCell, GRUCell, LSTMCell, SimpleRNNCell, accepts_tr
 # 124 MiB / 139 ms vs 78 MiB / 104 ms. With fewer gate units than features the projection is the smaller
 # tensor: seq2seq with LSTM(32) on 512 features holds 18.3 MiB up front vs 23.3 MiB in the loop at the same
 # time (0.97x, within noise). So training on CPU projects inside the loop while gate units >= features, and up
-# front otherwise. Other variants measured, not taken: the scan body under jax.checkpoint (in the loop: 6.9 MiB
-# for seq2seq, but 1.07-1.10x slower at batch 64 and 1.21x at batch 8, faster only at batch 256: 0.87x of in
-# the loop; the "remat" pass is the opt-in for memory), dots saved under checkpoint (no faster, more memory), one
-# matmul of [x_t, h] with the stacked kernels per step (no faster, +0.7 MiB).
+# front otherwise. fncompiler's own train steps (`--fncompiler`): seq2seq 34.4 -> 21.9 MiB, 0.59-0.64x the time;
+# ticket 21.1 -> 16.6 MiB, 0.93-0.97x. One layer's training gradient (`--layers`; batch 64, 24 steps, 64
+# features, 128 units): LSTM 18.1 -> 9.9 MiB, 0.78x; GRU 13.5 -> 7.6 MiB, 0.89x; SimpleRNN 4.5 -> 2.8 MiB,
+# 0.85x. Other variants measured, not taken: the scan body under jax.checkpoint (in the loop: 6.9 MiB for
+# seq2seq, but 1.08-1.24x the in-loop time at batch 64 and 1.21x at batch 8, faster only at batch 256: 0.87x;
+# the "remat" pass is the opt-in for memory), dots saved under checkpoint (no faster, more memory), one matmul
+# of [x_t, h] with the stacked kernels per step (no faster, +0.7 MiB).
 #
 # Inference on CPU projects up front only while that projection, (time, batch, gate units), stays small
 # (UP_FRONT_PROJECTION_MAX_BYTES); larger, each step projects its own inputs inside the scan. Measured on the

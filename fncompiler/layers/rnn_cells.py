@@ -1,6 +1,6 @@
 """The built-in RNN cells (one time step each): SimpleRNNCell, LSTMCell, GRUCell, and their shared base
-DropoutCell: dropout masks fixed over time, and the split into an input projection (done for every step at once)
-and a recurrent step (inside the scan). Weights follow Keras 3 (the cell owns them: [kernel, recurrent_kernel,
+DropoutCell: dropout masks fixed over time, and the split into an input projection (for every step at once before
+the scan, or per step inside it: recurrent.py's `_project_up_front` rule) and a recurrent step (inside the scan). Weights follow Keras 3 (the cell owns them: [kernel, recurrent_kernel,
 bias], gates i, f, c, o for the LSTM and z, r, h for the GRU). The RNN layers that run them are in recurrent.py.
 """
 import inspect
@@ -36,7 +36,7 @@ def _dropout_mask(key, rate, shape, dtype):
 
 class DropoutCell(Layer):
     """Shared parts of the built-in cells: dropout masks, initial state, the split into input projection
-    (done for all steps at once) and recurrent step (inside the scan)."""
+    (all steps at once, or per step: recurrent.py's `_project_up_front`) and recurrent step (inside the scan)."""
     batch_independent = True
     random_in_training = property(lambda self: bool(self.dropout or self.recurrent_dropout))  # dropout draws
 
