@@ -19,10 +19,12 @@ STATEFUL = ("resnet20",)
 BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3
 LN_EPSILON = 1e-6
 # The LSTM's lowering (fncompiler/layers/recurrent.py's rule, measured there and by benchmarks/lstm_formulations.py):
-# "auto" projects each step's input inside the scan in training on CPU while gate units >= features, else up front
-# (one matmul for all steps before the scan). Forced: "up_front", "in_loop", "in_loop_concat" ([x_t, h] @ the
+# "auto" projects each step's input inside the scan on CPU in training while gate units >= features and in
+# inference once the projection of all steps passes UP_FRONT_PROJECTION_MAX_BYTES, else up front (one matmul for
+# all steps before the scan). Forced: "up_front", "in_loop", "in_loop_concat" ([x_t, h] @ the
 # stacked kernels), and any of them + "_remat" (scan body under jax.checkpoint) or "_dots" (checkpoint saving dots).
 LSTM_FORMULATION = "auto"
+UP_FRONT_PROJECTION_MAX_BYTES = 4 * 2 ** 20     # fncompiler's inference limit (the same measurement)
 PROB_EPSILON = 1e-7          # Keras's backend epsilon, clipping probabilities in crossentropy
 
 
@@ -98,9 +100,13 @@ def hand_written(name):
         kernel, recurrent, bias = p[layer]
         units = recurrent.shape[0]
         form = LSTM_FORMULATION
-        if form == "auto":
-            in_loop_wins = training and jax.default_backend() == "cpu" and kernel.shape[1] >= kernel.shape[0]
-            form = "in_loop" if in_loop_wins else "up_front"
+        if form == "auto" and jax.default_backend() != "cpu":
+            form = "up_front"
+        elif form == "auto" and training:
+            form = "in_loop" if kernel.shape[1] >= kernel.shape[0] else "up_front"
+        elif form == "auto":      # inference: in the loop once the projection of all steps passes 4 MiB
+            size = seq.shape[0] * seq.shape[1] * kernel.shape[1] * jnp.dtype(seq.dtype).itemsize
+            form = "in_loop" if size > UP_FRONT_PROJECTION_MAX_BYTES else "up_front"
         in_loop = form.startswith("in_loop")
         if in_loop:
             xs = jnp.swapaxes(seq, 0, 1)
