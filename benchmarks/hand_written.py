@@ -18,6 +18,13 @@ OPTIMIZERS = {"mlp": "rmsprop", "resnet": "rmsprop", "ticket": "rmsprop", "autoe
 STATEFUL = ("resnet20",)
 BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3
 LN_EPSILON = 1e-6
+# The LSTM's lowering (fncompiler/layers/recurrent.py's rule, measured there and by benchmarks/lstm_formulations.py):
+# "auto" projects each step's input inside the scan on CPU in training while gate units >= features and in
+# inference once the projection of all steps passes UP_FRONT_PROJECTION_MAX_BYTES, else up front (one matmul for
+# all steps before the scan). Forced: "up_front", "in_loop", "in_loop_concat" ([x_t, h] @ the
+# stacked kernels), and any of them + "_remat" (scan body under jax.checkpoint) or "_dots" (checkpoint saving dots).
+LSTM_FORMULATION = "auto"
+UP_FRONT_PROJECTION_MAX_BYTES = 4 * 2 ** 20     # fncompiler's inference limit (the same measurement)
 PROB_EPSILON = 1e-7          # Keras's backend epsilon, clipping probabilities in crossentropy
 
 
@@ -88,27 +95,52 @@ def hand_written(name):
     def max_pool(h, size):
         return lax.reduce_window(h, -jnp.inf, lax.max, (1, size, size, 1), (1, size, size, 1), "VALID")
 
-    def lstm(p, layer, seq, initial=None, return_sequences=False):
+    def lstm(p, layer, seq, initial=None, return_sequences=False, training=False):
         """(outputs (batch, time, units) if return_sequences else the last h, final h, final c)."""
         kernel, recurrent, bias = p[layer]
         units = recurrent.shape[0]
-        proj = jnp.swapaxes(seq @ kernel + bias, 0, 1)     # time-major input projections, one matmul
+        form = LSTM_FORMULATION
+        if form == "auto" and jax.default_backend() != "cpu":
+            form = "up_front"
+        elif form == "auto" and training:
+            form = "in_loop" if kernel.shape[1] >= kernel.shape[0] else "up_front"
+        elif form == "auto":      # inference: in the loop once the projection of all steps passes 4 MiB
+            size = seq.shape[0] * seq.shape[1] * kernel.shape[1] * jnp.dtype(seq.dtype).itemsize
+            form = "in_loop" if size > UP_FRONT_PROJECTION_MAX_BYTES else "up_front"
+        in_loop = form.startswith("in_loop")
+        if in_loop:
+            xs = jnp.swapaxes(seq, 0, 1)
+            stacked = jnp.concatenate([kernel, recurrent], axis=0) if form.startswith("in_loop_concat") else None
+        else:
+            xs = jnp.swapaxes(seq @ kernel + bias, 0, 1)     # time-major input projections, one matmul
 
-        def cell(carry, z_in):
+        def cell(carry, x_t):
             h, c = carry
-            z = z_in + h @ recurrent
-            i = jax.nn.sigmoid(z[:, :units])
-            f = jax.nn.sigmoid(z[:, units:2 * units])
-            g = jnp.tanh(z[:, 2 * units:3 * units])
-            o = jax.nn.sigmoid(z[:, 3 * units:])
+            if form.startswith("in_loop_concat"):
+                z = jnp.concatenate([x_t, h], axis=-1) @ stacked + bias
+            elif in_loop:
+                z = (x_t @ kernel + bias) + h @ recurrent
+            else:
+                z = x_t + h @ recurrent
+            # one split, not four slices: measured 0.88x the time of slicing for seq2seq's two LSTMs' gradient
+            # (24.3 vs 27.7 ms, benchmarks/lstm_formulations.py's notes in docs/benchmarks.md)
+            zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
+            i = jax.nn.sigmoid(zi)
+            f = jax.nn.sigmoid(zf)
+            g = jnp.tanh(zg)
+            o = jax.nn.sigmoid(zo)
             c = f * c + i * g
             h = o * jnp.tanh(c)
             return (h, c), (h if return_sequences else None)
 
+        if form.endswith("_remat"):
+            cell = jax.checkpoint(cell)
+        elif form.endswith("_dots"):
+            cell = jax.checkpoint(cell, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
         if initial is None:
             zeros = jnp.zeros((seq.shape[0], units), seq.dtype)
             initial = (zeros, zeros)
-        (h, c), hs = lax.scan(cell, tuple(initial), proj)
+        (h, c), hs = lax.scan(cell, tuple(initial), xs)
         return (jnp.swapaxes(hs, 0, 1) if return_sequences else h), h, c
 
     def layer_norm(p, layer, h):
@@ -199,7 +231,8 @@ def hand_written(name):
             title, body, tags = xs
             t = jnp.take(p["title_embedding"][0], title, axis=0)
             b = jnp.take(p["body_embedding"][0], body, axis=0)
-            h = jnp.concatenate([lstm(p, "title_lstm", t)[0], lstm(p, "body_lstm", b)[0], tags], axis=-1)
+            h = jnp.concatenate([lstm(p, "title_lstm", t, training=training)[0],
+                                 lstm(p, "body_lstm", b, training=training)[0], tags], axis=-1)
             return [dense(p, "priority", h), dense(p, "department", h)]
 
         def loss(ys, outs):
@@ -264,8 +297,8 @@ def hand_written(name):
     if name == "seq2seq":
         def forward(p, xs, key, training, stats=None):
             source, decoder_in = xs
-            _, h, c = lstm(p, "encoder", source)
-            decoded = lstm(p, "decoder", decoder_in, initial=(h, c), return_sequences=True)[0]
+            _, h, c = lstm(p, "encoder", source, training=training)
+            decoded = lstm(p, "decoder", decoder_in, initial=(h, c), return_sequences=True, training=training)[0]
             return [jax.nn.softmax(dense(p, "next_char", decoded), axis=-1)]
 
         def loss(ys, outs):

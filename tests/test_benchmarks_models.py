@@ -81,6 +81,18 @@ def test_hand_written_seq2seq_matches_fncompiler():
     _check("seq2seq")
 
 
+@pytest.mark.parametrize("form", ["up_front", "in_loop", "in_loop_concat", "in_loop_remat", "up_front_dots"])
+def test_hand_written_lstm_formulations_match_fncompiler(form, monkeypatch):
+    """Every LSTM lowering of benchmarks/lstm_formulations.py (forced in training and inference) is the same
+    math: the seq2seq loss and the weights after one step match fncompiler's; and "auto" in inference past the
+    projection limit (forced to 0: in the loop)."""
+    monkeypatch.setattr(hand_written, "LSTM_FORMULATION", form)
+    _check("seq2seq")
+    monkeypatch.setattr(hand_written, "LSTM_FORMULATION", "auto")
+    monkeypatch.setattr(hand_written, "UP_FRONT_PROJECTION_MAX_BYTES", 0)
+    _check("seq2seq")
+
+
 @pytest.mark.slow
 def test_hand_written_resnet20_matches_fncompiler():
     model, weights, params = _check("resnet20")

@@ -4,9 +4,11 @@ stacked_rnn.py). Their cells are in rnn_cells.py and Bidirectional in bidirectio
 
 Weights follow Keras 3 exactly (the cell owns them, so `lstm.weights` is [kernel, recurrent_kernel, bias]
 with gates i, f, c, o for the LSTM and z, r, h for the GRU), so Keras-trained weights load with
-`set_weights`. The time loop is one `jax.lax.scan`: the input projection `x @ kernel + bias` of every
-step is computed up front as one matmul, and the scan body only does the recurrent part (in inference on CPU
-only while that projection is small, UP_FRONT_PROJECTION_MAX_BYTES; larger, each step projects its own input).
+`set_weights`. The time loop is one `jax.lax.scan`. On CPU each step projects its own input inside the scan
+(`x_t @ kernel + bias`, as Keras's JAX backend) in training while the cell has at least as many gate units as
+input features, and in inference once the projection of all steps is large (UP_FRONT_PROJECTION_MAX_BYTES);
+otherwise (and on other backends) the input projection of every step is computed up front as one matmul and the
+scan body only does the recurrent part. The measurements behind the rule are at `_project_up_front`.
 
 Masking follows Keras's JAX backend: at a masked step the states are carried over unchanged and the
 output is the previous output (the first state), or zeros with `zero_output_for_mask=True`.
@@ -20,21 +22,47 @@ from .input_spec import InputSpec
 from .layer import Layer
 from .rnn_cells import DropoutCell, GRUCell, LSTMCell, SimpleRNNCell, accepts_training
 
-# Inference on CPU projects the inputs of all time steps up front (one matmul before the scan) only while that
-# projection, (time, batch, gate units), stays this small; larger, each step projects its own inputs inside
-# the scan. Measured on the ticket model's predict step (benchmarks/fit.py; body LSTM: 100 steps, 64 gate
-# units; 2-core CPU): batch 128 (3.3 MB) 6.1 ms up front vs 7.0 ms in the loop, batch 256 (6.6 MB) 19.2 vs
-# 11.6 ms, batch 1024 80 vs 54 ms; batch 1 0.19 vs 0.29 ms. Training always projects up front (its backward
-# pass needs the projections of every step; measured 1.23x faster for the ticket model), and so do unknown or
-# symbolic sizes (an export's symbolic batch), which cannot be compared with the limit.
+# Where the input projection `x @ kernel + bias` is computed: up front for all time steps (one matmul before the
+# scan, the scan body only does the recurrent part) or per step inside the scan (as Keras's JAX backend does).
+#
+# Training on CPU (measured 2026-12-04, issue 17, `python benchmarks/lstm_formulations.py`: hand_written.py's
+# train steps, one process, alternating, median per-step time; 2-core CPU, jax 0.10.2): the backward pass of an
+# up-front projection holds the (time, batch, gate units) projection and its cotangent (the whole-sequence
+# kernel gradient is one matmul over it); inside the loop the scan only keeps its input (time, batch,
+# features) and accumulates the kernel gradient per step. seq2seq (LSTM(128) on 64 features, batch 64): up front
+# 34.4 MiB temp / 36-46 ms, in the loop 21.9 MiB / 30 ms (0.66-0.82x; Keras's step holds the same 21.9 MiB);
+# batch 256 136 MiB / 240 ms vs 93 MiB / 150 ms; batch 8 4.8 / 5.3 ms vs 3.6 MiB / 5.3 ms. Ticket model
+# (LSTM(128) and LSTM(32) on 64 features, batch 32): 20.9 MiB / 9.8 ms vs 14.2 MiB / 9.6 ms (0.97x); batch 256
+# 124 MiB / 139 ms vs 78 MiB / 104 ms. With fewer gate units than features the projection is the smaller
+# tensor: seq2seq with LSTM(32) on 512 features holds 18.3 MiB up front vs 23.3 MiB in the loop at the same
+# time (0.97x, within noise). So training on CPU projects inside the loop while gate units >= features, and up
+# front otherwise. fncompiler's own train steps (`--fncompiler`): seq2seq 34.4 -> 21.9 MiB, 0.59-0.64x the time;
+# ticket 21.1 -> 16.6 MiB, 0.93-0.97x. One layer's training gradient (`--layers`; batch 64, 24 steps, 64
+# features, 128 units): LSTM 18.1 -> 9.9 MiB, 0.78x; GRU 13.5 -> 7.6 MiB, 0.89x; SimpleRNN 4.5 -> 2.8 MiB,
+# 0.85x. Other variants measured, not taken: the scan body under jax.checkpoint (in the loop: 6.9 MiB for
+# seq2seq, but 1.08-1.24x the in-loop time at batch 64 and 1.21x at batch 8, faster only at batch 256: 0.87x;
+# the "remat" pass is the opt-in for memory), dots saved under checkpoint (no faster, more memory), one matmul
+# of [x_t, h] with the stacked kernels per step (no faster, +0.7 MiB).
+#
+# Inference on CPU projects up front only while that projection, (time, batch, gate units), stays small
+# (UP_FRONT_PROJECTION_MAX_BYTES); larger, each step projects its own inputs inside the scan. Measured on the
+# ticket model's predict step (benchmarks/fit.py; body LSTM: 100 steps, 64 gate units; 2-core CPU): batch 128
+# (3.3 MB) 6.1 ms up front vs 7.0 ms in the loop, batch 256 (6.6 MB) 19.2 vs 11.6 ms, batch 1024 80 vs 54 ms;
+# batch 1 0.19 vs 0.29 ms. Unknown or symbolic inference sizes (an export's symbolic batch), which cannot be
+# compared with the limit, project up front. Other backends (GPU, TPU; not measured) always project up front.
 UP_FRONT_PROJECTION_MAX_BYTES = 4 * 2 ** 20
 
 
 def _project_up_front(cell, seq, training):
-    if training or jax.default_backend() != "cpu":
+    """Whether `cell` projects the inputs of every time step before the scan (True) or per step inside it."""
+    if jax.default_backend() != "cpu":
         return True
     kernel = getattr(cell, "kernel", None)
-    if kernel is None or not all(isinstance(d, int) for d in seq.shape):    # unknown or symbolic (export) sizes
+    if kernel is None:
+        return True
+    if training:    # gate units >= features: the projection is the larger tensor to keep for the backward pass
+        return kernel.shape[-1] < kernel.shape[0]
+    if not all(isinstance(d, int) for d in seq.shape):    # unknown or symbolic (export) sizes
         return True
     size = seq.shape[0] * seq.shape[1] * kernel.shape[-1] * jnp.dtype(seq.dtype).itemsize
     return size <= UP_FRONT_PROJECTION_MAX_BYTES

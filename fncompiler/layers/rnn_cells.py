@@ -1,6 +1,6 @@
 """The built-in RNN cells (one time step each): SimpleRNNCell, LSTMCell, GRUCell, and their shared base
-DropoutCell: dropout masks fixed over time, and the split into an input projection (done for every step at once)
-and a recurrent step (inside the scan). Weights follow Keras 3 (the cell owns them: [kernel, recurrent_kernel,
+DropoutCell: dropout masks fixed over time, and the split into an input projection (for every step at once before
+the scan, or per step inside it: recurrent.py's `_project_up_front` rule) and a recurrent step (inside the scan). Weights follow Keras 3 (the cell owns them: [kernel, recurrent_kernel,
 bias], gates i, f, c, o for the LSTM and z, r, h for the GRU). The RNN layers that run them are in recurrent.py.
 """
 import inspect
@@ -36,7 +36,7 @@ def _dropout_mask(key, rate, shape, dtype):
 
 class DropoutCell(Layer):
     """Shared parts of the built-in cells: dropout masks, initial state, the split into input projection
-    (done for all steps at once) and recurrent step (inside the scan)."""
+    (all steps at once, or per step: recurrent.py's `_project_up_front`) and recurrent step (inside the scan)."""
     batch_independent = True
     random_in_training = property(lambda self: bool(self.dropout or self.recurrent_dropout))  # dropout draws
 
@@ -268,14 +268,17 @@ class GRUCell(DropoutCell):
         h = states[0]
         hr = h if rdp is None else h * rdp
         rk = self._w(self.recurrent_kernel, proj.dtype)
-        x_z, x_r, x_h = proj[..., :u], proj[..., u:2 * u], proj[..., 2 * u:]
+        # one split per tensor, not three slices: the GRU(128) training gradient (batch 64, 24 steps, 64 features)
+        # measured 8.98 vs 11.77 ms (0.76x; 10.3 vs 12.6 ms projecting up front), 2026-12-04, 2-core CPU
+        x_z, x_r, x_h = jnp.split(proj, 3, axis=-1)
         if self.reset_after:
             inner = jnp.matmul(hr, rk)
             if self.bias is not None:
                 inner = inner + self._w(self.bias, proj.dtype)[1]
-            z = self.recurrent_activation(x_z + inner[..., :u])
-            r = self.recurrent_activation(x_r + inner[..., u:2 * u])
-            hh = self.activation(x_h + r * inner[..., 2 * u:])
+            h_z, h_r, h_h = jnp.split(inner, 3, axis=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            hh = self.activation(x_h + r * h_h)
         else:
             inner = jnp.matmul(hr, rk[:, :2 * u])
             z = self.recurrent_activation(x_z + inner[..., :u])
