@@ -283,6 +283,33 @@ def test_an_xla_without_the_quick_option_starts_with_the_full_compilation(monkey
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_large_train_program_starts_with_the_full_compilation(monkeypatch):
+    """The quick options compile large programs slower (platform_options.QUICK_MAX_PROGRAM_OPS): past the limit
+    the quick reference is skipped, with the program's size in the record, and the first step is the full
+    compilation, traced once and training like steps_per_execution=1."""
+    if not _on_cpu():
+        pytest.skip("the quick compilation is an XLA:CPU option")
+    x, y = _data()
+    model = _mlp()
+    low = model._get_trainer().compiled
+    state_args = low.example_args("train", 16)
+    text = low.step("train").lower(*state_args).as_text()
+    ops = text.count(" = stablehlo.") + text.count(' = "stablehlo.')
+    monkeypatch.setattr(executor, "QUICK_MAX_PROGRAM_OPS", ops - 1)     # this MLP counts as large
+    reference = _mlp(spe=1)
+    reference.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    report = model._trainer.autotune_decision["report"]
+    assert report[0]["name"] == QUICK and report[0]["skipped"] == (
+        f"the train program has {ops} StableHLO ops (> {ops - 1}), where the quick options compile slower, not faster")
+    assert report[1]["name"] == "per-step jit" and report[1]["step_s"] > 0      # the reference, compiled first
+    # the quick program was traced and lowered once to count its operations, and never run
+    assert model._trainer.compiled.with_options(platform_options.QUICK_CPU_OPTIONS).trace_counts["train"] == 1
+    assert "compile_s" not in report[0] and "step_s" not in report[0]
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_a_fit_of_unknown_length_is_not_tuned_and_compiles_fully():
     x, y = _data(256)
 
