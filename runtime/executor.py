@@ -104,9 +104,12 @@ class TuningExecutor(Executor):
     MIN_TIMED_BATCHES = 4        # and at least MIN_TIMED_SECONDS of them, unless `max_timed` are reached
     MIN_TIMED_SECONDS = 0.1
     MAX_TIMED_BATCHES = 256
-    # Tune when the rest of the fit takes >= PAYOFF x the candidates' compile time. Below 1 because the decision
-    # is remembered: later fits of the same model start with it at no cost.
-    PAYOFF = 0.25
+    # Try a candidate when the rest of the fit takes >= PAYOFF x its estimated compile time. It was 0.25 (the
+    # decision is remembered, so later fits of the same model start with it at no cost), but a fit tuned below
+    # 1x cannot win back the compile within itself, and such short fits lost: benchmarks/depth.py (2026-12-04,
+    # 24-step 3-epoch fits, fresh cache) measured the default fit of 4 and 8 transformer blocks 1.10x / 1.11x
+    # the forced programs' fits, each having compiled a second program for a rest of ~0.2-0.5 s.
+    PAYOFF = 1.0
 
     def __init__(self, compiled, steps_available, allow_scan=True, total_batches=None, memory=None):
         """`steps_available`: batches per epoch (None: unknown); `total_batches`: batches this fit trains on (None:

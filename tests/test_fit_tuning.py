@@ -196,7 +196,7 @@ def test_per_batch_callbacks_keep_one_step_per_batch():
 
 
 def test_a_fit_too_short_to_pay_for_tuning_is_not_tuned(fresh_cache, monkeypatch):
-    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.25)       # the default
+    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 1.0)        # the default
     x, y = _data(1024)
     model = _mlp()          # the default is steps_per_execution="auto"
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="rmsprop")
@@ -324,7 +324,7 @@ def test_a_fit_of_unknown_length_is_not_tuned_and_compiles_fully():
 
 
 def test_repeated_short_fits_reuse_the_first_steps_program(monkeypatch):
-    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.25)       # the default: these fits are not tuned
+    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 1.0)        # the default: these fits are not tuned
     x, y = _data(256)
     model = _mlp()
     for _ in range(3):
@@ -414,7 +414,7 @@ def test_a_16_block_fit_starts_with_the_scanned_program_and_records_why(monkeypa
     """A default fit of a 16-block model: its own train program scans the blocks (scan_repeated_blocks "auto":
     compile time flat in depth), the unrolled program is a candidate, and the decision record names the strategy
     and the numbers it was chosen on."""
-    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 0.25)      # the default
+    monkeypatch.setattr(executor.TuningExecutor, "PAYOFF", 1.0)        # the default
     model = _blocks()
     report, scanned = model._get_trainer().compiled.repeated_block_runs("train")
     assert scanned and "1 runs of repeated blocks (16 x" in report
