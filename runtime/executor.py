@@ -111,10 +111,13 @@ class TuningExecutor(Executor):
     # the forced programs' fits, each having compiled a second program for a rest of ~0.2-0.5 s.
     PAYOFF = 1.0
 
-    def __init__(self, compiled, steps_available, allow_scan=True, total_batches=None, memory=None):
+    def __init__(self, compiled, steps_available, allow_scan=True, total_batches=None, memory=None,
+                 partial_last_batch=False):
         """`steps_available`: batches per epoch (None: unknown); `total_batches`: batches this fit trains on (None:
         unknown, e.g. a generator: not tuned, started with the full compilation); `memory`: a dict kept across
-        fits of one model ("first_step_s": the first tuned fit's first step, compilation included)."""
+        fits of one model ("first_step_s": the first tuned fit's first step, compilation included);
+        `partial_last_batch`: each epoch ends with a smaller batch (a second input shape, which a strategy
+        compiles once more when it first meets it)."""
         platform = jax.devices()[0].platform
         known = total_batches is not None
         blocks = None              # a run of repeated blocks whose program the user did not choose
@@ -128,6 +131,8 @@ class TuningExecutor(Executor):
         self.candidates = candidates
         self.allow_scan = allow_scan
         self.total_batches = total_batches
+        self.partial_last_batch = bool(partial_last_batch)
+        self.steps_available = steps_available
         self.memory = memory if memory is not None else {}
         self.executed = 0
         self.first_step_s = None
@@ -160,7 +165,17 @@ class TuningExecutor(Executor):
 
     def _decide(self, remember=True, reason=None):
         remaining = None if self.total_batches is None else max(self.total_batches - self.executed, 0)
-        self._finish(self.tuner.decide(remaining, current=self.reference, remember=remember, reason=reason))
+        self._finish(self.tuner.decide(remaining, current=self.reference, remember=remember, reason=reason,
+                                       shape_compiles=self._shape_compiles(remaining)))
+
+    def _shape_compiles(self, remaining):
+        """Per candidate, the compilations its rest of the fit adds for a batch shape it has not met: the epochs'
+        smaller last batch, which the candidates were not timed on, and which the reference met already once an
+        epoch has ended (a switch that saves less than that compile does not pay)."""
+        if not self.partial_last_batch or not remaining:
+            return {}
+        met = self.steps_available is not None and self.executed >= self.steps_available
+        return {c.name: 0 if (c is self.reference and met) else 1 for c in self.tuner.candidates}
 
     # -- timing ------------------------------------------------------------------------------------------
     def _enough(self, elapsed):

@@ -270,8 +270,11 @@ class Trainer:
             spe = 1
         if spe == "auto":
             total = None if steps is None else steps * max(epochs - initial_epoch, 0)
+            # every epoch of an array fit whose size is not a multiple of the batch ends with a smaller batch
+            partial = n is not None and steps_per_epoch is None and n % batch_size != 0
             executor = executor_lib.TuningExecutor(self.compiled, steps, allow_scan=not batch_hooks,
-                                                   total_batches=total, memory=self.tuning_memory)
+                                                   total_batches=total, memory=self.tuning_memory,
+                                                   partial_last_batch=partial)
         else:            # per-batch callbacks see the state after every batch
             executor = executor_lib.fixed(self.compiled, 1 if batch_hooks else spe)
         cbs.on_train_begin()

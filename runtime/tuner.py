@@ -214,20 +214,27 @@ class Tuner:
         entry.setdefault("agrees", True if candidate is self.reference else entry.get("agrees"))
 
     # -- the decision ---------------------------------------------------------------------------------
-    def _predicted(self, entry, remaining):
+    def _predicted(self, entry, remaining, shape_compiles=0):
         compile_s = 0.0 if entry.get("compiled") else entry.get("compile_s", 0.0)
         if remaining is None:
             return entry["step_s"]
-        return compile_s + remaining * entry["step_s"]
+        # a batch shape the rest of the run brings that this candidate has not compiled: about one more compile
+        return compile_s + shape_compiles * entry.get("compile_s", 0.0) + remaining * entry["step_s"]
 
-    def decide(self, remaining_steps=None, current=None, remember=True, reason=None):
+    def decide(self, remaining_steps=None, current=None, remember=True, reason=None, shape_compiles=None):
         """Choose among the agreeing, timed candidates (see the module docstring) and record why. `current`: the
-        strategy now running (default: the reference). `reason`: why tuning stopped early, if it did."""
+        strategy now running (default: the reference). `reason`: why tuning stopped early, if it did.
+        `shape_compiles`: {candidate name: compilations of batch shapes the rest of the run brings that it has
+        not compiled} (e.g. an epoch's smaller last batch)."""
         current = current or self.reference
+        shape_compiles = shape_compiles or {}
         timed = [c for c in self.candidates if self.entry(c).get("agrees") and "step_s" in self.entry(c)]
         for c in timed:
-            self.entry(c)["predicted_total_s"] = self._predicted(self.entry(c), remaining_steps)
+            extra = shape_compiles.get(c.name, 0)
+            self.entry(c)["predicted_total_s"] = self._predicted(self.entry(c), remaining_steps, extra)
             self.entry(c)["remaining_steps"] = remaining_steps
+            if extra:
+                self.entry(c)["shape_compiles"] = extra
         best = current if current in timed else (timed[0] if timed else current)
         for c in timed:
             if self.entry(c)["predicted_total_s"] < self.margin * self.entry(best)["predicted_total_s"]:

@@ -310,6 +310,35 @@ def test_a_large_train_program_starts_with_the_full_compilation(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_the_decision_counts_the_compile_of_a_last_batch_shape_a_candidate_has_not_met():
+    """An epoch that ends with a smaller batch: switching to another program costs its compile for that shape
+    too, so with a few batches left a slightly faster candidate does not pay (the reference met the shape at the
+    first epoch's end)."""
+    steps, compiles = {"per-step jit": 0.0100, "scan x16": 0.0090}, {"per-step jit": 1.0, "scan x16": 1.0}
+    t, c = _timed_tuner(steps, compiles)
+    plain = t.decide(remaining_steps=20, current=c["per-step jit"])
+    assert plain.name == "scan x16"                    # 20 x 1 ms saved; both already compiled for full batches
+    t, c = _timed_tuner(steps, compiles)
+    chosen = t.decide(remaining_steps=20, current=c["per-step jit"], shape_compiles={"scan x16": 1, "per-step jit": 0})
+    assert chosen.name == "per-step jit"
+    entry = t.decision["report"][1]
+    assert entry["shape_compiles"] == 1 and entry["predicted_total_s"] == pytest.approx(1.0 + 20 * 0.009)
+
+
+def test_a_fit_with_a_smaller_last_batch_tells_the_executor(monkeypatch):
+    seen = {}
+    real = executor.TuningExecutor.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(partial=kwargs.get("partial_last_batch"))
+        real(self, *args, **kwargs)
+    monkeypatch.setattr(executor.TuningExecutor, "__init__", spy)
+    x, y = _data(100)
+    for n, partial in ((100, True), (96, False)):
+        _mlp().fit(x[:n], y[:n], batch_size=16, epochs=1, shuffle=False, verbose=0)
+        assert seen["partial"] is partial
+
+
 def test_a_fit_of_unknown_length_is_not_tuned_and_compiles_fully():
     x, y = _data(256)
 
