@@ -37,7 +37,7 @@ import jax
 from fncompiler.passes import scan_blocks
 from . import host_eval, lowering, tuner as tuner_lib
 from .executions import StackedBatches, batches_in
-from .platform_options import QUICK_MAX_PROGRAM_OPS
+from .platform_options import QUICK_MAX_PROGRAM_NODES
 from .strategies import QUICK, Strategy, fit_candidates
 
 __all__ = ["Executor", "TuningExecutor", "fixed"]
@@ -260,7 +260,7 @@ class TuningExecutor(Executor):
             self._finish(cached)
             return self._run(self.strategy, state, x, y, sw)
         t0 = time.perf_counter()
-        self._drop_quick_if_large(state, x, y, sw)
+        self._drop_quick_if_large()
         while True:
             try:
                 state = self._run(self.reference, state, x, y, sw)
@@ -281,15 +281,16 @@ class TuningExecutor(Executor):
         self.phase = "first"                     # (not before: the first step waits for nothing)
         return state
 
-    def _drop_quick_if_large(self, state, x, y, sw):
-        """The quick-compiling reference only for a train program of at most QUICK_MAX_PROGRAM_OPS operations:
-        larger ones compile slower with its options (platform_options); then the next candidate (the same step
-        with the full options) is the reference and the first step."""
+    def _drop_quick_if_large(self):
+        """The quick-compiling reference only for a train graph of at most QUICK_MAX_PROGRAM_NODES nodes (a
+        scanned run counts as its one block, passes/scan_blocks.program_size): larger ones compile slower with
+        its options (platform_options); then the next candidate (the same step with the full options) is the
+        reference and the first step."""
         if not self.reference.name.startswith(QUICK) or len(self.tuner.candidates) < 2:
             return
-        ops = self.reference.program_ops(self.compiled, state, x, y, sw)
-        if ops is not None and ops > QUICK_MAX_PROGRAM_OPS:
-            self.tuner.skip(self.reference, f"the train program has {ops} StableHLO ops (> {QUICK_MAX_PROGRAM_OPS}), "
+        nodes = scan_blocks.program_size(self.reference.program(self.compiled).graph("train"))
+        if nodes > QUICK_MAX_PROGRAM_NODES:
+            self.tuner.skip(self.reference, f"the train graph has {nodes} nodes (> {QUICK_MAX_PROGRAM_NODES}), "
                                             "where the quick options compile slower, not faster")
 
     def _next(self):

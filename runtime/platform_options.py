@@ -6,7 +6,7 @@ execution strategies (per-step jit, scan of N steps, the scanned-blocks program)
 
     default_compiler_options(platform)   every step's options (a user's `compiler_options` override them)
     QUICK_CPU_OPTIONS                    fit's first train step on CPU: compiles sooner, runs a bit slower
-    QUICK_MAX_PROGRAM_OPS                ... for train programs up to this size (larger ones compile slower)
+    QUICK_MAX_PROGRAM_NODES              ... for train graphs up to this size (larger ones compile slower)
     CPU_CONV_OPTIONS                     conv models on CPU: 1.1-2x faster training
     has_conv(model)                      whether a model computes a convolution
 """
@@ -30,12 +30,15 @@ QUICK_CPU_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 # ... but only for small programs: the elemental emitters put every fusion into one LLVM module, while the fusion
 # emitters compile each kind of fusion on its own (a deep model's repeated blocks share them), so past a size the
 # quick options compile slower. Measured 2026-12-04 (train step lowered once, compiled under each option set,
-# medians of 2, quiet 2-core CPU; StableHLO ops of the lowered step -> compile time with QUICK_CPU_OPTIONS vs
-# without): MLP 335 ops 0.78x, autoencoder 636 0.52x, seq2seq 692 0.70x, ticket 866 0.60x, toy ResNet 891 0.67x,
-# 1-block transformer 1201 0.62x, 2-block 2028 0.95x, 4-block 3682 1.51x, ResNet-20 4336 1.26x (with the conv
+# medians of 2, quiet 2-core CPU; train-graph nodes (passes/scan_blocks.program_size) / StableHLO ops of the
+# lowered step -> compile time with QUICK_CPU_OPTIONS vs without): MLP 4 / 335 0.78x, seq2seq 5 / 692 0.70x,
+# ticket 10 / 866 0.60x, 1-block transformer 12 / 1201 0.62x, autoencoder 13 / 636 0.52x, toy ResNet 15 / 891
+# 0.67x, 2-block transformer 19 / 2028 0.95x, 4-block 33 / 3682 1.51x, ResNet-20 73 / 4336 1.26x (with the conv
 # option too: 1.85x, against 0.61-0.74x on the two small conv models). fit's first step uses the quick options
-# while the train program has at most this many ops (runtime/executor.py counts them in the lowered step).
-QUICK_MAX_PROGRAM_OPS = 1500
+# while the train graph has at most this many nodes: a count known before anything is traced (counting the
+# lowered step's operations instead cost a trace whenever the quick program was then dropped, ~0.15 s at
+# 2 blocks, more than choosing either side gains near the break-even).
+QUICK_MAX_PROGRAM_NODES = 20
 # XLA:CPU convolutions off the YNN path: 1.1-2x faster conv training on fit.py's two conv models; for inference
 # the effect depends on the batch size (0.59x at batch 32, 1.26x at 128 for the toy ResNet's predict step), so
 # predict and evaluate decide it per batch shape by measurement.

@@ -65,16 +65,6 @@ class Strategy:
         return program.step("train")(state, placement.place_batch(x), placement.place_batch(y),
                                      None if sw is None else placement.place_batch([sw])[0])
 
-    def program_ops(self, compiled, state, x, y, sw):
-        """The number of StableHLO operations in this strategy's train step for these arguments (lowered, not
-        compiled: the step's own call then reuses the trace and the lowering); None where the step is not jitted."""
-        step = self.program(compiled).step("train")
-        if isinstance(x, StackedBatches) or not hasattr(step, "lower"):
-            return None
-        text = step.lower(state, placement.place_batch(x), placement.place_batch(y),
-                          None if sw is None else placement.place_batch([sw])[0]).as_text()
-        return text.count(" = stablehlo.") + text.count(' = "stablehlo.')
-
     def run_per_step(self, compiled, state, x, y, sw):
         """The execution's batches one train step each (a reference for a stacked execution)."""
         if not isinstance(x, StackedBatches):
