@@ -35,7 +35,7 @@ from fncompiler.layers.layer import Layer
 from .manager import Pass, PassResult, register
 from .rewrite import redirect
 from . import scan_blocks
-from .scan_blocks import ScanBlocks, _cuts, _masks_may_reach, _segment, _template_graph, ir_slot
+from .scan_blocks import ScanBlocks, TemplateLayer, _cuts, _masks_may_reach, _segment, _template_graph, ir_slot
 
 MODES = ("auto", "segments", "layers")
 
@@ -87,18 +87,11 @@ def _visible_values():
     return values
 
 
-class RematSegment(Layer):
+class RematSegment(TemplateLayer):
     """Runs a segment of the graph (a template IR with one input "block_input" and one output) under
     jax.checkpoint: the backward pass recomputes the segment from its input. Assignments made inside
     (BatchNormalization statistics) and add_loss losses come out of the checkpointed function as outputs and
     are recorded in the enclosing scopes outside it."""
-    random_in_training = property(lambda self: any(
-        getattr(d.get("layer"), "random_in_training", True) for _, d in self._template.nodes(data=True)
-        if d.get("kind") != "input"))
-
-    def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
-        from fncompiler.runtime import buckets
-        return buckets.per_sample(self._template, training)
 
     def __init__(self, template, policy, name):
         super().__init__(name=name)

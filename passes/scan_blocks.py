@@ -47,22 +47,14 @@ from .manager import Pass, PassResult, register
 from .rewrite import redirect
 
 MIN_REPEATS = 3
-REMAT_POLICIES = ("auto", "always", "never")
 POLICIES = ("auto", "always", "never")
 
 
-def _policy(options):
-    policy = options.get("scan_blocks", "auto")
+def _policy(options, key="scan_blocks"):
+    """pass_options[key] ("scan_blocks" or "scan_remat"): one of POLICIES, "auto" when not given."""
+    policy = options.get(key, "auto")
     if policy not in POLICIES:
-        raise ValueError(f"scan_repeated_blocks: pass_options['scan_blocks'] must be one of {list(POLICIES)}; "
-                         f"received {policy!r}.")
-    return policy
-
-
-def _remat_policy(options):
-    policy = options.get("scan_remat", "auto")
-    if policy not in REMAT_POLICIES:
-        raise ValueError(f"scan_repeated_blocks: pass_options['scan_remat'] must be one of {list(REMAT_POLICIES)}; "
+        raise ValueError(f"scan_repeated_blocks: pass_options['{key}'] must be one of {list(POLICIES)}; "
                          f"received {policy!r}.")
     return policy
 
@@ -322,9 +314,9 @@ def _summed_regularizer(members):
     return regularize
 
 
-class ScanBlocks(Layer):
-    """Runs `len(blocks)` structurally identical blocks as one lax.scan over their stacked weights."""
-    # the blocks declare what the template's layers declare
+class TemplateLayer(Layer):
+    """A node that runs a template IR (`self._template`, input node "block_input") inside a JAX transformation
+    (ScanBlocks, the remat pass's RematSegment): it declares what the template's layers declare."""
     random_in_training = property(lambda self: any(
         getattr(d.get("layer"), "random_in_training", True) for _, d in self._template.nodes(data=True)
         if d.get("kind") != "input"))
@@ -332,6 +324,10 @@ class ScanBlocks(Layer):
     def is_batch_independent(self, arguments=((), {}), input_ranks=(), training=False):
         from fncompiler.runtime import buckets
         return buckets.per_sample(self._template, training)
+
+
+class ScanBlocks(TemplateLayer):
+    """Runs `len(blocks)` structurally identical blocks as one lax.scan over their stacked weights."""
 
     def __init__(self, template, block_variables, name, stacked_state=False, remat=False):
         super().__init__(name=name)
@@ -424,7 +420,7 @@ def _describe(runs):
 def run(graph, ctx, min_repeats=None):
     policy = _policy(ctx.options)
     min_repeats = _min_repeats(ctx.options, min_repeats)
-    remat, remat_note = remat_decision(ctx.mode, _backend(), _remat_policy(ctx.options))
+    remat, remat_note = remat_decision(ctx.mode, _backend(), _policy(ctx.options, "scan_remat"))
     cuts = _cuts(graph)
     segments = []
     for a, b in zip(cuts, cuts[1:]):
