@@ -381,13 +381,14 @@ class Trainer:
         """Metric logs of one pass over a batch source (a PyDataset gets its epoch hooks)."""
         eval_step = self._eval_step(tuned)
         states = self._fresh_metric_states()
+        batch_logs = callbacks is not None and callbacks.batch_hooks_used   # (once: it inspects every callback)
         data_sources.begin_epoch(source)
         for i, bx, by, bsw in self._generator_batches(source, steps):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(i)
             states = eval_step(tv, ntv, states, self._device(bx), self._device(by),
                                None if bsw is None else placement.place_batch([bsw])[0])
-            if callbacks is not None and callbacks.batch_hooks_used:
+            if batch_logs:
                 callbacks.on_test_batch_end(i, self._logs(states))
         data_sources.end_epoch(source)
         return self._logs(states)
@@ -411,13 +412,14 @@ class Trainer:
         steps = math.ceil(n / batch_size)
         bar = Progbar(steps, verbose=verbose)
         done = 0
+        batch_logs = callbacks is not None and callbacks.batch_hooks_used   # (once: it inspects every callback)
         for i, idx in self._batches(n, batch_size, None):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(i)
             states = eval_step(trainable, non_trainable, states, self._device(data_lib.take(xs, idx)),
                                self._device(data_lib.take(ys, idx)), None if sw is None else placement.place_batch([sw[idx]])[0])
             done = i + 1
-            if callbacks is not None and callbacks.batch_hooks_used:
+            if batch_logs:
                 callbacks.on_test_batch_end(i, self._logs(states))
             elif bar.wants_update(done):
                 bar.update(done, _ordered(self._logs(states)))
