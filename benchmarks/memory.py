@@ -46,9 +46,8 @@ import common  # noqa: E402
 import fit  # noqa: E402
 import hand_written as hw_lib  # noqa: E402
 
-CONFIGS = ("fncompiler", "fncompiler_remat", "fncompiler_remat_segments", "fncompiler_remat_layers", "fncompiler_unrolled",
-           "fncompiler_scan",
-           "fncompiler_scan_remat", "jax_jit", "keras")
+CONFIGS = ("fncompiler", "fncompiler_remat", "fncompiler_remat_segments", "fncompiler_remat_layers",
+           "fncompiler_unrolled", "fncompiler_scan", "fncompiler_scan_remat", "jax_jit", "keras")
 DEFAULT_CONFIGS = ("fncompiler", "fncompiler_remat", "jax_jit", "keras")
 # fncompiler configurations: (pass_options, whether the remat pass is appended)
 FNCOMPILER = {"fncompiler": ({}, False), "fncompiler_remat": ({}, True),
@@ -124,11 +123,21 @@ def _input_shapes(name):
     return [tuple(a.shape[1:]) for a in xs]
 
 
-def _build_fncompiler(name, keras, depth):
+def _compiled_fncompiler(name, config, depth):
+    """fncompiler's CompiledModel of `config` (FNCOMPILER: pass options, the remat pass appended or not) for
+    fit.py's model `name` (the transformer with `depth` blocks), seeded."""
+    import fncompiler as keras
+    from fncompiler import passes
+    keras.utils.set_random_seed(fit.SEED)
     if name == "transformer" and depth != 4:
         import zoo
-        return zoo.build_transformer(keras, depth=depth)
-    return fit.build_model(name, keras)
+        model = zoo.build_transformer(keras, depth=depth)
+    else:
+        model = fit.build_model(name, keras)
+    model.compile(**fit.compile_kwargs(name, keras))
+    options, with_remat = FNCOMPILER[config]
+    pipeline = passes.default_pipeline("train") + ["remat"] if with_remat else None
+    return keras.compile_model(model, passes=pipeline, pass_options=options)
 
 
 def worker(args, result):
@@ -138,28 +147,16 @@ def worker(args, result):
     result["batch_size"] = bs
 
     if config.startswith("fncompiler"):
-        import fncompiler as keras
-        from fncompiler import passes
-        keras.utils.set_random_seed(fit.SEED)
-        model = _build_fncompiler(name, keras, args.transformer_depth)
-        model.compile(**fit.compile_kwargs(name, keras))
-        options, with_remat = FNCOMPILER[config]
-        pipeline = passes.default_pipeline("train") + ["remat"] if with_remat else None
-        cm = keras.compile_model(model, passes=pipeline, pass_options=options)
+        cm = _compiled_fncompiler(name, config, args.transformer_depth)
         result["pass_reports"] = [r.report for r in cm.records("train") if r.name in ("remat", "scan_repeated_blocks")]
         shapes = _input_shapes(name)
 
         step = cm.step("train")
 
         def example(b):
-            # The targets' shapes from the data: example_args keeps a target's unknown dimensions (e.g. the
-            # seq2seq decoder's time axis) as None even with input_shapes, which jit cannot lower.
-            state, specs, ys, sw = cm.example_args("train", b, shapes)
-            _, _, _, data_ys = fit.make_data(name, b)
-            if any(None in tuple(s.shape) for s in ys):      # (order: the model's outputs', as the data's)
-                ys = type(ys)(jax.ShapeDtypeStruct(a.shape, s.dtype) if None in tuple(s.shape) else s
-                              for a, s in zip(data_ys, ys))
-            return (state, specs, ys, sw)
+            # abstract (state, inputs, targets, sample weights); a sequence target takes its length from the
+            # concrete input shapes (CompiledModel.example_args)
+            return cm.example_args("train", b, shapes)
 
         def lowered(b):
             return step.lower(*example(b))
@@ -253,25 +250,13 @@ def time_remat(models, depth, configs=("fncompiler", "fncompiler_remat"), rounds
     one process, timed alternately (`rounds` rounds of `steps` steps each; medians of the per-step times)."""
     import statistics
     import jax
-    import fncompiler as keras
-    from fncompiler import passes
     out = {}
     for name in models:
         steps_by = {}
         for config in configs:
-            keras.utils.set_random_seed(fit.SEED)
-            model = _build_fncompiler(name, keras, depth)
-            model.compile(**fit.compile_kwargs(name, keras))
-            options, with_remat = FNCOMPILER[config]
-            pipeline = passes.default_pipeline("train") + ["remat"] if with_remat else None
-            cm = keras.compile_model(model, passes=pipeline, pass_options=options)
+            cm = _compiled_fncompiler(name, config, depth)
             bs = fit.SETUPS[name]["batch_size"]
-            state, specs, ys, sw = cm.example_args("train", bs, _input_shapes(name))
-            _, _, _, data_ys = fit.make_data(name, bs)
-            if any(None in tuple(t.shape) for t in ys):
-                ys = type(ys)(jax.ShapeDtypeStruct(a.shape, t.dtype) if None in tuple(t.shape) else t
-                              for a, t in zip(data_ys, ys))
-            example = (state, specs, ys, sw)
+            example = cm.example_args("train", bs, _input_shapes(name))
             compiled = cm.step("train").lower(*example).compile()
             jax.block_until_ready(compiled(*_zeros(example)))           # warm-up
             steps_by[config] = (compiled, example)
